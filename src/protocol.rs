@@ -1,0 +1,757 @@
+//! The receiving side of an open connection as a sans-I/O state machine:
+//! bytes go in, messages come out, and every violation of RFC 6455 is
+//! reported in one place with the close code it must be answered with.
+//!
+//! ```text
+//!            next_message() -> Text / Binary / Ping / Pong
+//!              +----+
+//!              |    v
+//!           +--------+   Close frame received   +--------+
+//!   ------->|  OPEN  |------------------------->| CLOSED |
+//!           +--------+   or a ProtocolError     +--------+
+//!                                                 bytes after it are
+//!                                                 ignored (§5.5.1)
+//! ```
+//!
+//! Sending needs no state beyond "has our close frame gone out", which the
+//! writer keeps (see [`Connection`](crate::Connection)): server frames are
+//! unmasked, so any thread can encode them with
+//! [`frame::server_header`](crate::frame::server_header).
+//!
+//! The protocol owns its read buffer, so bytes are copied once, from the
+//! buffer into the message being assembled, unmasked on the way:
+//!
+//! ```
+//! use boardcast::{protocol::Protocol, Config, Message};
+//!
+//! let mut protocol = Protocol::new(&Config::default());
+//! // A masked ping with the payload "hi", as a client sends it.
+//! let wire = [0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+//! protocol.buffer()[..wire.len()].copy_from_slice(&wire);
+//! protocol.commit(wire.len());
+//! assert_eq!(protocol.next_message(), Ok(Some(Message::Ping(b"hi".to_vec()))));
+//! assert_eq!(protocol.next_message(), Ok(None)); // all bytes used: read more
+//! ```
+
+use crate::config::Config;
+use crate::error::ProtocolError;
+use crate::frame::{self, CloseCode, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::message::{CloseFrame, Message};
+
+/// Where the receiving side stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Frames are being received.
+    Open,
+    /// The peer's close frame arrived, or the peer broke the protocol:
+    /// nothing more is read.
+    Closed,
+}
+
+/// The frame whose payload is arriving.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    fin: bool,
+    opcode: OpCode,
+    mask: [u8; 4],
+    mask_offset: usize,
+    remaining: u64,
+}
+
+/// A text or binary message being reassembled from its fragments.
+#[derive(Debug)]
+struct Assembly {
+    text: bool,
+    data: Vec<u8>,
+    /// `data[..utf8_checked]` is known to be valid UTF-8.
+    utf8_checked: usize,
+}
+
+/// The receive state machine of one connection (server side).
+#[derive(Debug)]
+pub struct Protocol {
+    max_frame_size: usize,
+    max_message_size: usize,
+    state: State,
+    buf: Vec<u8>,
+    buf_size: usize,
+    start: usize,
+    end: usize,
+    header: [u8; MAX_HEADER_LEN],
+    header_len: usize,
+    frame: Option<Frame>,
+    message: Option<Assembly>,
+    control: Vec<u8>,
+}
+
+impl Protocol {
+    /// A protocol with the limits and read buffer size of `config`. The
+    /// read buffer is allocated on first use.
+    pub fn new(config: &Config) -> Self {
+        Protocol {
+            max_frame_size: config.max_frame_size,
+            max_message_size: config.max_message_size,
+            state: State::Open,
+            buf: Vec::new(),
+            buf_size: config.read_buffer_size.max(1),
+            start: 0,
+            end: 0,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            control: Vec::new(),
+        }
+    }
+
+    /// A protocol that starts with `bytes` already received: what followed
+    /// the handshake request in the same read.
+    pub fn with_received(config: &Config, bytes: &[u8]) -> Self {
+        let mut protocol = Protocol::new(config);
+        protocol.buf = vec![0; protocol.buf_size.max(bytes.len())];
+        protocol.buf[..bytes.len()].copy_from_slice(bytes);
+        protocol.end = bytes.len();
+        protocol
+    }
+
+    /// Where the receiving side stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The free part of the read buffer, for the next read. Call
+    /// [`commit`](Self::commit) with the number of bytes read into it.
+    ///
+    /// It is never empty once [`next_message`](Self::next_message) has
+    /// returned `Ok(None)`, which happens only when every byte was used.
+    pub fn buffer(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.buf_size];
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were read into [`buffer`](Self::buffer).
+    pub fn commit(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// The next complete message or control frame, `Ok(None)` when every
+    /// byte received so far has been used and more must be read.
+    ///
+    /// A [`Message::Ping`] is owed a pong and a [`Message::Close`] a close
+    /// reply (with the same code); the caller sends them. After a close
+    /// frame, or an error, the state is [`State::Closed`] and nothing more is
+    /// returned.
+    ///
+    /// # Errors
+    ///
+    /// The peer's violation, as soon as the bytes that show it arrive: a bad
+    /// UTF-8 sequence fails even in the middle of a frame. Answer it with a
+    /// close frame carrying [`ProtocolError::close_code`].
+    pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        if self.state == State::Closed {
+            self.start = self.end;
+            return Ok(None);
+        }
+        let result = self.advance();
+        if result.is_err() {
+            self.state = State::Closed;
+            self.message = None;
+            self.start = self.end;
+        }
+        result
+    }
+
+    fn advance(&mut self) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            let Some(frame) = self.frame else {
+                if !self.read_header()? {
+                    return Ok(None);
+                }
+                if let Some(message) = self.end_of_frame()? {
+                    return Ok(Some(message));
+                }
+                continue;
+            };
+            if frame.remaining > 0 {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                self.read_payload(frame)?;
+            }
+            if self.frame.is_some_and(|f| f.remaining == 0) {
+                if let Some(message) = self.end_of_frame()? {
+                    return Ok(Some(message));
+                }
+            }
+        }
+    }
+
+    /// Gathers header bytes; returns whether a header is complete, and then
+    /// checks it and makes its frame current.
+    fn read_header(&mut self) -> Result<bool, ProtocolError> {
+        let take = (MAX_HEADER_LEN - self.header_len).min(self.end - self.start);
+        self.header[self.header_len..self.header_len + take]
+            .copy_from_slice(&self.buf[self.start..self.start + take]);
+        let had = self.header_len;
+        self.header_len += take;
+        match FrameHeader::decode(&self.header[..self.header_len])? {
+            None => {
+                self.start += take;
+                Ok(false)
+            }
+            Some((header, used)) => {
+                self.start += used - had;
+                self.header_len = 0;
+                self.begin_frame(header)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Enforces the per-frame rules of RFC 6455 §5 and the limits.
+    fn begin_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
+        // §5.2: "If a nonzero value is received and none of the negotiated
+        // extensions defines the meaning of such a nonzero value, the
+        // receiving endpoint MUST _Fail the WebSocket Connection_."
+        if header.rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // §5.1: "The server MUST close the connection upon receiving a frame
+        // that is not masked."
+        let mask = header.mask.ok_or(ProtocolError::UnmaskedFrame)?;
+        if header.opcode.is_control() {
+            // §5.5: "All control frames MUST have a payload length of 125
+            // bytes or less and MUST NOT be fragmented."
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            if header.len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlTooLong);
+            }
+            self.control.clear();
+        } else {
+            // §5.4: fragments of one message are not interleaved with
+            // another message's.
+            match (header.opcode, &self.message) {
+                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::Continuation, Some(_)) => {}
+                (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                (opcode, None) => {
+                    self.message = Some(Assembly {
+                        text: opcode == OpCode::Text,
+                        data: Vec::new(),
+                        utf8_checked: 0,
+                    });
+                }
+            }
+            if header.len > self.max_frame_size as u64 {
+                return Err(ProtocolError::FrameTooBig);
+            }
+            let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
+            if so_far + header.len > self.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooBig);
+            }
+        }
+        self.frame = Some(Frame {
+            fin: header.fin,
+            opcode: header.opcode,
+            mask,
+            mask_offset: 0,
+            remaining: header.len,
+        });
+        Ok(())
+    }
+
+    /// Moves buffered payload bytes into the message or control frame,
+    /// unmasking them, and checks new text as soon as it arrives.
+    fn read_payload(&mut self, mut frame: Frame) -> Result<(), ProtocolError> {
+        let n = (self.end - self.start).min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
+        let bytes = &self.buf[self.start..self.start + n];
+        self.start += n;
+        frame.remaining -= n as u64;
+        let target = match &mut self.message {
+            Some(message) if !frame.opcode.is_control() => &mut message.data,
+            _ => &mut self.control,
+        };
+        let at = target.len();
+        target.extend_from_slice(bytes);
+        frame.mask_offset = frame::apply_mask(&mut target[at..], frame.mask, frame.mask_offset);
+        self.frame = Some(frame);
+        if let Some(message) = self.message.as_mut().filter(|m| m.text) {
+            if !frame.opcode.is_control() {
+                check_utf8(message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Called when the current frame's payload is complete.
+    fn end_of_frame(&mut self) -> Result<Option<Message>, ProtocolError> {
+        let Some(frame) = self.frame else {
+            return Ok(None);
+        };
+        if frame.remaining > 0 {
+            return Ok(None);
+        }
+        self.frame = None;
+        let message = match frame.opcode {
+            OpCode::Ping => Message::Ping(std::mem::take(&mut self.control)),
+            OpCode::Pong => Message::Pong(std::mem::take(&mut self.control)),
+            OpCode::Close => {
+                let close = parse_close(&self.control)?;
+                self.state = State::Closed;
+                Message::Close(close)
+            }
+            _ if !frame.fin => return Ok(None),
+            _ => {
+                let message = self
+                    .message
+                    .take()
+                    .expect("a data frame belongs to a message");
+                if !message.text {
+                    Message::Binary(message.data)
+                } else {
+                    // A sequence cut off by the end of the message.
+                    let text =
+                        String::from_utf8(message.data).map_err(|_| ProtocolError::InvalidUtf8)?;
+                    Message::Text(text)
+                }
+            }
+        };
+        Ok(Some(message))
+    }
+}
+
+/// Validates the text that arrived since the last check. A sequence cut off
+/// at the end is left for later; an impossible one fails at once (§8.1:
+/// "MUST _Fail the WebSocket Connection_" on invalid UTF-8).
+fn check_utf8(message: &mut Assembly) -> Result<(), ProtocolError> {
+    match std::str::from_utf8(&message.data[message.utf8_checked..]) {
+        Ok(_) => message.utf8_checked = message.data.len(),
+        Err(e) if e.error_len().is_some() => return Err(ProtocolError::InvalidUtf8),
+        Err(e) => message.utf8_checked += e.valid_up_to(),
+    }
+    Ok(())
+}
+
+/// The payload of a close frame: empty, or a sendable code and a UTF-8
+/// reason (§5.5.1, §7.4).
+fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(ProtocolError::InvalidClosePayload),
+        [high, low, reason @ ..] => {
+            let code = CloseCode(u16::from_be_bytes([*high, *low]));
+            if !code.is_sendable() {
+                return Err(ProtocolError::InvalidCloseCode(code.0));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A masked client frame, as a browser sends it.
+    pub(crate) fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut out = vec![(u8::from(fin) << 7) | opcode];
+        match payload.len() {
+            n @ 0..=125 => out.push(0x80 | n as u8),
+            n @ 126..=0xFFFF => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        let at = out.len();
+        out.extend_from_slice(payload);
+        frame::apply_mask(&mut out[at..], mask, 0);
+        out
+    }
+
+    fn text(fin: bool, payload: &[u8]) -> Vec<u8> {
+        client_frame(fin, 0x1, payload)
+    }
+
+    fn cont(fin: bool, payload: &[u8]) -> Vec<u8> {
+        client_frame(fin, 0x0, payload)
+    }
+
+    fn close(code: u16, reason: &[u8]) -> Vec<u8> {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason);
+        client_frame(true, 0x8, &payload)
+    }
+
+    /// Feeds `wire` in pieces of `chunk` bytes and collects everything the
+    /// protocol returns, stopping at the first error.
+    fn feed_in(config: &Config, wire: &[u8], chunk: usize) -> Vec<Result<Message, ProtocolError>> {
+        let mut protocol = Protocol::new(config);
+        let mut out = Vec::new();
+        for piece in wire.chunks(chunk) {
+            let buf = protocol.buffer();
+            assert!(buf.len() >= piece.len().min(config.read_buffer_size));
+            buf[..piece.len()].copy_from_slice(piece);
+            protocol.commit(piece.len());
+            loop {
+                match protocol.next_message() {
+                    Ok(Some(message)) => out.push(Ok(message)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(Err(e));
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn feed(wire: &[u8]) -> Vec<Result<Message, ProtocolError>> {
+        let whole = feed_in(&Config::default(), wire, 4096);
+        // Decoding must not depend on how the bytes are split.
+        assert_eq!(feed_in(&Config::default(), wire, 1), whole, "byte by byte");
+        assert_eq!(feed_in(&Config::default(), wire, 7), whole, "7 at a time");
+        whole
+    }
+
+    fn assert_fails_with(wire: &[u8], code: u16) -> ProtocolError {
+        let results = feed(wire);
+        match results.last() {
+            Some(Err(e)) => {
+                assert_eq!(e.close_code(), CloseCode(code), "{e}");
+                *e
+            }
+            other => panic!("expected failure with {code}, got {other:?}"),
+        }
+    }
+
+    fn concat(frames: &[Vec<u8>]) -> Vec<u8> {
+        frames.concat()
+    }
+
+    #[test]
+    fn single_frame_messages() {
+        let wire = concat(&[text(true, b"Hello"), client_frame(true, 0x2, &[0, 1, 2])]);
+        assert_eq!(
+            feed(&wire),
+            [
+                Ok(Message::Text("Hello".into())),
+                Ok(Message::Binary(vec![0, 1, 2]))
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_messages() {
+        let wire = concat(&[text(true, b""), client_frame(true, 0x2, b"")]);
+        assert_eq!(
+            feed(&wire),
+            [
+                Ok(Message::Text(String::new())),
+                Ok(Message::Binary(vec![]))
+            ]
+        );
+    }
+
+    #[test]
+    fn every_length_class() {
+        for len in [125, 126, 0xFFFF, 0x1_0000, 200_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let wire = client_frame(true, 0x2, &payload);
+            assert_eq!(
+                feed_in(&Config::default(), &wire, 4096),
+                [Ok(Message::Binary(payload))]
+            );
+        }
+    }
+
+    #[test]
+    fn fragments_with_control_frames_between() {
+        let wire = concat(&[
+            text(false, b"Hel"),
+            client_frame(true, 0x9, b"ping"),
+            cont(false, b""),
+            client_frame(true, 0xA, b"pong"),
+            cont(true, b"lo"),
+        ]);
+        assert_eq!(
+            feed(&wire),
+            [
+                Ok(Message::Ping(b"ping".to_vec())),
+                Ok(Message::Pong(b"pong".to_vec())),
+                Ok(Message::Text("Hello".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_split_at_every_byte_position_across_fragments() {
+        let text_bytes = "κόσμε · 𝄞 · ñ · 日本語 · 🎉".as_bytes();
+        for cut in 0..=text_bytes.len() {
+            let wire = concat(&[
+                text(false, &text_bytes[..cut]),
+                cont(true, &text_bytes[cut..]),
+            ]);
+            assert_eq!(
+                feed(&wire),
+                [Ok(Message::Text(
+                    String::from_utf8(text_bytes.to_vec()).unwrap()
+                ))],
+                "cut at {cut}"
+            );
+        }
+        // And into three fragments.
+        for a in 0..=text_bytes.len() {
+            for b in a..=text_bytes.len() {
+                let wire = concat(&[
+                    text(false, &text_bytes[..a]),
+                    cont(false, &text_bytes[a..b]),
+                    cont(true, &text_bytes[b..]),
+                ]);
+                let got = feed_in(&Config::default(), &wire, 4096);
+                assert_eq!(got.len(), 1, "cuts at {a}, {b}");
+                assert!(got[0].is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_message_ends() {
+        // An invalid byte in the first fragment: the error comes before the
+        // rest of the message (fin = 0, so no end in sight).
+        let wire = text(false, b"hello \xff world");
+        assert_eq!(feed(&wire), [Err(ProtocolError::InvalidUtf8)]);
+        // Even before the frame's payload is complete.
+        let frame = text(true, b"abc\xc0\xafdefghij");
+        let prefix = &frame[..frame.len() - 5];
+        assert_eq!(feed(prefix), [Err(ProtocolError::InvalidUtf8)]);
+        // A truncated sequence inside a frame is not yet an error...
+        assert_eq!(feed(&text(false, b"ab\xe2\x82")), []);
+        // ...but it is at the end of the message.
+        assert_eq!(
+            feed(&text(true, b"ab\xe2\x82")),
+            [Err(ProtocolError::InvalidUtf8)]
+        );
+        assert_fails_with(&text(true, b"\xed\xa0\x80"), 1007); // a surrogate
+        assert_fails_with(&text(true, b"\xf4\x90\x80\x80"), 1007); // > U+10FFFF
+    }
+
+    #[test]
+    fn invalid_utf8_at_every_position() {
+        let good = b"0123456789abcdef";
+        for at in 0..good.len() {
+            let mut payload = good.to_vec();
+            payload[at] = 0xFF;
+            let wire = concat(&[
+                text(false, &payload[..at / 2]),
+                cont(true, &payload[at / 2..]),
+            ]);
+            assert_eq!(feed(&wire), [Err(ProtocolError::InvalidUtf8)], "at {at}");
+        }
+    }
+
+    #[test]
+    fn binary_is_not_utf8_checked() {
+        let wire = client_frame(true, 0x2, b"\xff\xfe");
+        assert_eq!(feed(&wire), [Ok(Message::Binary(vec![0xFF, 0xFE]))]);
+    }
+
+    #[test]
+    fn protocol_violations_close_with_1002() {
+        let unmasked = [0x81, 0x02, b'h', b'i'];
+        assert_eq!(
+            assert_fails_with(&unmasked, 1002),
+            ProtocolError::UnmaskedFrame
+        );
+        let mut rsv = text(true, b"x");
+        rsv[0] |= 0x40;
+        assert_eq!(assert_fails_with(&rsv, 1002), ProtocolError::ReservedBits);
+        for op in [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            let frame = client_frame(true, op, b"");
+            assert_eq!(
+                assert_fails_with(&frame, 1002),
+                ProtocolError::ReservedOpCode(op)
+            );
+        }
+        let fragmented_ping = client_frame(false, 0x9, b"x");
+        assert_eq!(
+            assert_fails_with(&fragmented_ping, 1002),
+            ProtocolError::FragmentedControl
+        );
+        let long_ping = client_frame(true, 0x9, &[0; 126]);
+        assert_eq!(
+            assert_fails_with(&long_ping, 1002),
+            ProtocolError::ControlTooLong
+        );
+        let lone_continuation = cont(true, b"x");
+        assert_eq!(
+            assert_fails_with(&lone_continuation, 1002),
+            ProtocolError::UnexpectedContinuation
+        );
+        let interleaved = concat(&[text(false, b"a"), text(true, b"b")]);
+        assert_eq!(
+            assert_fails_with(&interleaved, 1002),
+            ProtocolError::ExpectedContinuation
+        );
+        let huge = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(assert_fails_with(&huge, 1002), ProtocolError::InvalidLength);
+    }
+
+    #[test]
+    fn close_frames() {
+        assert_eq!(
+            feed(&close(1000, b"bye")),
+            [Ok(Message::Close(Some(CloseFrame {
+                code: CloseCode::NORMAL,
+                reason: "bye".into()
+            })))]
+        );
+        assert_eq!(
+            feed(&client_frame(true, 0x8, b"")),
+            [Ok(Message::Close(None))]
+        );
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+        ] {
+            assert!(feed(&close(code, b""))[0].is_ok(), "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000] {
+            assert_eq!(
+                assert_fails_with(&close(code, b""), 1002),
+                ProtocolError::InvalidCloseCode(code)
+            );
+        }
+        let one_byte = client_frame(true, 0x8, &[3]);
+        assert_eq!(
+            assert_fails_with(&one_byte, 1002),
+            ProtocolError::InvalidClosePayload
+        );
+        assert_eq!(
+            assert_fails_with(&close(1000, b"\xce\xba\xff"), 1007),
+            ProtocolError::InvalidUtf8
+        );
+    }
+
+    #[test]
+    fn nothing_after_close() {
+        let wire = concat(&[
+            close(1000, b""),
+            text(true, b"late"),
+            vec![0xFF, 0xFF, 0xFF],
+        ]);
+        assert_eq!(
+            feed(&wire),
+            [Ok(Message::Close(Some(CloseFrame {
+                code: CloseCode::NORMAL,
+                reason: String::new()
+            })))]
+        );
+    }
+
+    #[test]
+    fn nothing_after_an_error() {
+        let mut protocol = Protocol::new(&Config::default());
+        let wire = concat(&[cont(true, b"x"), text(true, b"fine")]);
+        protocol.buffer()[..wire.len()].copy_from_slice(&wire);
+        protocol.commit(wire.len());
+        assert_eq!(
+            protocol.next_message(),
+            Err(ProtocolError::UnexpectedContinuation)
+        );
+        assert_eq!(protocol.state(), State::Closed);
+        assert_eq!(protocol.next_message(), Ok(None));
+    }
+
+    #[test]
+    fn frame_limit_closes_with_1009_from_the_header() {
+        let config = Config::default().max_frame_size(100).max_message_size(1000);
+        let header_only = &client_frame(true, 0x2, &[0; 101])[..8];
+        assert_eq!(
+            feed_in(&config, header_only, 4096),
+            [Err(ProtocolError::FrameTooBig)]
+        );
+        let ok = client_frame(true, 0x2, &[0; 100]);
+        assert_eq!(
+            feed_in(&config, &ok, 4096),
+            [Ok(Message::Binary(vec![0; 100]))]
+        );
+        // A header claiming 2^63 - 1 bytes: refused without allocating it.
+        let claim = [
+            0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
+        ];
+        assert_eq!(assert_fails_with(&claim, 1009), ProtocolError::FrameTooBig);
+    }
+
+    #[test]
+    fn message_limit_counts_all_fragments() {
+        let config = Config::default().max_frame_size(100).max_message_size(150);
+        let wire = concat(&[
+            client_frame(false, 0x2, &[1; 100]),
+            cont(false, &[2; 50]),
+            cont(true, &[3; 1]),
+        ]);
+        assert_eq!(
+            feed_in(&config, &wire, 4096),
+            [Err(ProtocolError::MessageTooBig)]
+        );
+        let wire = concat(&[client_frame(false, 0x2, &[1; 100]), cont(true, &[2; 50])]);
+        assert_eq!(
+            feed_in(&config, &wire, 3),
+            [Ok(Message::Binary(
+                [[1; 100].as_slice(), &[2; 50]].concat()
+            ))]
+        );
+    }
+
+    #[test]
+    fn many_tiny_fragments() {
+        let mut frames = vec![text(false, b"")];
+        for _ in 0..1000 {
+            frames.push(cont(false, b"a"));
+        }
+        frames.push(cont(true, b""));
+        assert_eq!(
+            feed_in(&Config::default(), &concat(&frames), 4096),
+            [Ok(Message::Text("a".repeat(1000)))]
+        );
+    }
+
+    #[test]
+    fn received_bytes_larger_than_the_buffer() {
+        let config = Config::default().read_buffer_size(8);
+        let wire = concat(&[text(true, b"first"), text(true, b"second message")]);
+        let mut protocol = Protocol::with_received(&config, &wire);
+        assert_eq!(
+            protocol.next_message(),
+            Ok(Some(Message::Text("first".into())))
+        );
+        assert_eq!(
+            protocol.next_message(),
+            Ok(Some(Message::Text("second message".into())))
+        );
+        assert_eq!(protocol.next_message(), Ok(None));
+        assert!(!protocol.buffer().is_empty());
+    }
+}
