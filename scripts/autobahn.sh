@@ -56,10 +56,20 @@ done
 START=$SECONDS
 SERVER_PID=
 SERVER_LOG=
+KOSOKU_PID=
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+stop_kosoku() {
+    [ -n "$KOSOKU_PID" ] || return 0
+    # `timeout` passes the TERM on to kosoku.
+    kill -TERM "$KOSOKU_PID" 2>/dev/null || true
+    wait "$KOSOKU_PID" 2>/dev/null || true
+    KOSOKU_PID=
+}
 
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
-    local pid=$SERVER_PID target=$SERVER_PID i
+    local pid=$SERVER_PID target=$SERVER_PID
     SERVER_PID=
     # The server was started as the leader of its own process group (setsid),
     # so signal the group: that also reaches children of a wrapper command.
@@ -69,14 +79,14 @@ stop_server() {
         target=-$pid
     fi
     kill -TERM -- "$target" 2>/dev/null || return 0
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     kill -KILL -- "$target" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
-trap stop_server EXIT
+trap 'stop_kosoku; stop_server' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -143,11 +153,13 @@ done
 KOSOKU_LOG=$REPORTS/kosoku.log
 log "running kosoku${PAR_ARGS[*]:+ ${PAR_ARGS[*]}}${*:+ $*} against ws://$ADDR (at most ${RUN_TIMEOUT}s)"
 run_start=$SECONDS
-set +e
-timeout --foreground --kill-after=10 "$RUN_TIMEOUT" \
-    "$KOSOKU" -m fuzzingclient "${PAR_ARGS[@]}" -o "$REPORTS" "$@" "$ADDR" >"$KOSOKU_LOG" 2>&1
-krc=$?
-set -e
+# In the background so that a signal to this script is handled at once (a
+# foreground child would delay the traps until it ended).
+timeout --kill-after=10 "$RUN_TIMEOUT" \
+    "$KOSOKU" -m fuzzingclient "${PAR_ARGS[@]}" -o "$REPORTS" "$@" "$ADDR" >"$KOSOKU_LOG" 2>&1 &
+KOSOKU_PID=$!
+wait "$KOSOKU_PID" && krc=0 || krc=$?
+KOSOKU_PID=
 run_secs=$((SECONDS - run_start))
 
 server_died=
@@ -169,6 +181,7 @@ if [ ! -f "$REPORTS/index.json" ]; then
     die "kosoku exited with status $krc and wrote no report; log: $KOSOKU_LOG"
 fi
 
+[ -z "$server_died" ] || echo "WARNING: $server_died"
 set +e
 "$VPY" "$ROOT/scripts/autobahn_summary.py" "$REPORTS" "$@"
 src=$?

@@ -1,5 +1,9 @@
 //! Limits and options, each with a default sized for a small board.
 
+use std::time::Duration;
+
+use crate::hub::Policy;
+
 /// Limits and handshake options for connections.
 ///
 /// Every limit bounds what one peer can make the board hold in memory; the
@@ -46,6 +50,49 @@ pub struct Config {
     /// check protects against other sites' pages, not against programs,
     /// which can send any origin. Default: any origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// The most connections the [`Server`](crate::Server) serves at once,
+    /// handshakes included. Past it a new connection gets `503 Service
+    /// Unavailable` with `Retry-After` and is closed, and no thread is
+    /// spawned for it. Default 256: two threads and about 24 KiB each.
+    pub max_connections: usize,
+    /// The stack size of each connection thread and writer thread. Default
+    /// 64 KiB, ample for boardcast itself; raise it if your handler needs
+    /// more. Each thread reserves this much address space plus a guard page,
+    /// which matters on 32-bit ARM (3 GiB of address space: 8 MiB default
+    /// stacks would cap a server at a few hundred threads); only the pages
+    /// touched count toward memory use.
+    pub stack_size: usize,
+    /// How long a client has to send its whole handshake request, from the
+    /// moment it connects. Default 10 s. A client that trickles its request
+    /// (slowloris) is dropped when it runs out.
+    pub handshake_timeout: Duration,
+    /// After this long without receiving anything, the server pings the
+    /// client. Default 20 s: often enough to keep NAT and Wi-Fi state
+    /// alive, rarely enough to cost nothing. `None` disables keepalive.
+    pub ping_interval: Option<Duration>,
+    /// How long a pinged client has to send anything back (a pong, or any
+    /// other frame) before it is declared gone and closed. Default 10 s:
+    /// a half-open connection (the peer vanished without a FIN) ends within
+    /// `ping_interval + pong_timeout`.
+    pub pong_timeout: Duration,
+    /// How long one write may block on a client that does not read. Default
+    /// 10 s; past it the client is disconnected.
+    pub write_timeout: Duration,
+    /// How long to wait for the peer's close frame (or its hang-up) after
+    /// ours, before closing the TCP connection anyway. Default 5 s.
+    pub close_timeout: Duration,
+    /// How long a graceful shutdown waits for clients to finish their
+    /// closing handshake before cutting their connections. Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// The most messages waiting to be written to one client. Default 64.
+    pub queue_messages: usize,
+    /// The most bytes of published messages waiting to be written to one
+    /// client. Default 256 KiB; the frames are shared between clients, so
+    /// this bounds the backlog, not a copy per client.
+    pub queue_bytes: usize,
+    /// What the hub does when a client's queue is full: the default
+    /// [`Policy`] of every topic. Default [`Policy::Disconnect`].
+    pub policy: Policy,
 }
 
 impl Default for Config {
@@ -58,6 +105,17 @@ impl Default for Config {
             read_buffer_size: 4 << 10,
             protocols: Vec::new(),
             allowed_origins: None,
+            max_connections: 256,
+            stack_size: 64 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Some(Duration::from_secs(20)),
+            pong_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            queue_messages: 64,
+            queue_bytes: 256 << 10,
+            policy: Policy::Disconnect,
         }
     }
 }
@@ -111,6 +169,71 @@ impl Config {
         S: Into<String>,
     {
         self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Sets [`max_connections`](Config#structfield.max_connections).
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.max_connections = count;
+        self
+    }
+
+    /// Sets [`stack_size`](Config#structfield.stack_size).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Config#structfield.handshake_timeout).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ping_interval`](Config#structfield.ping_interval).
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// Sets [`pong_timeout`](Config#structfield.pong_timeout).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.pong_timeout = timeout;
+        self
+    }
+
+    /// Sets [`write_timeout`](Config#structfield.write_timeout).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets [`close_timeout`](Config#structfield.close_timeout).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets [`shutdown_timeout`](Config#structfield.shutdown_timeout).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets [`queue_messages`](Config#structfield.queue_messages).
+    pub fn queue_messages(mut self, count: usize) -> Self {
+        self.queue_messages = count;
+        self
+    }
+
+    /// Sets [`queue_bytes`](Config#structfield.queue_bytes).
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Sets [`policy`](Config#structfield.policy).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
         self
     }
 }

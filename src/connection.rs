@@ -121,7 +121,20 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     ///
     /// [`Error::Handshake`] if the request is not a valid upgrade, after its
     /// refusal was sent; [`Error::Io`] if writing fails.
-    pub fn accept(mut self, mut accept: Accept) -> Result<Connection<S>, Error> {
+    pub fn accept(self, accept: Accept) -> Result<Connection<S>, Error> {
+        let upgraded = self.upgrade(accept)?;
+        Ok(Connection {
+            stream: upgraded.stream,
+            protocol: upgraded.protocol,
+            tx: Tx::default(),
+            done: false,
+        })
+    }
+
+    /// Accepts as [`accept`](Self::accept) does, and hands over the parts
+    /// a server keeps: the stream, the protocol (holding any bytes that
+    /// followed the request) and the request head.
+    pub(crate) fn upgrade(mut self, mut accept: Accept) -> Result<Upgraded<S>, Error> {
         let request = self.request();
         let key = match request.validate(self.config) {
             Ok(key) => key,
@@ -139,15 +152,19 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             accept.selected_protocol()
         );
         let head_len = request.len();
+        let parts = self.parts;
         let mut response = Vec::with_capacity(256);
         accept.write_response(&key, &mut response);
         write_all(&mut self.stream, &response)?;
         let protocol = Protocol::with_received(self.config, &self.buf[head_len..self.filled]);
-        Ok(Connection {
+        let mut head = self.buf;
+        head.truncate(head_len);
+        head.shrink_to_fit();
+        Ok(Upgraded {
             stream: self.stream,
             protocol,
-            tx: Tx::default(),
-            done: false,
+            head,
+            parts,
         })
     }
 
@@ -175,6 +192,14 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     pub fn into_inner(self) -> S {
         self.stream
     }
+}
+
+/// An accepted upgrade, taken apart.
+pub(crate) struct Upgraded<S> {
+    pub(crate) stream: S,
+    pub(crate) protocol: Protocol,
+    pub(crate) head: Vec<u8>,
+    pub(crate) parts: Parts,
 }
 
 /// Sends the refusal for `error` and returns it as an [`Error`].
@@ -586,7 +611,7 @@ fn write_frame<W: Write>(stream: &mut W, header: &[u8], payload: &[u8]) -> io::R
 
 /// What the receive loop needs from the stream: bytes in, and a way to
 /// send the replies it owes.
-trait Duplex {
+pub(crate) trait Duplex {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Sends an owed pong, unless our close frame has gone out.
     fn pong(&mut self, payload: &[u8]) -> Result<(), Error>;
@@ -668,7 +693,7 @@ fn reply_close<W: Write>(
 
 /// The receive loop shared by [`Connection`] and [`Reader`]; the one place
 /// where a peer's violation becomes a close frame.
-fn recv(
+pub(crate) fn recv(
     protocol: &mut Protocol,
     done: &mut bool,
     io: &mut impl Duplex,

@@ -62,12 +62,16 @@ mod connection;
 mod error;
 pub mod frame;
 pub mod handshake;
+pub mod hub;
 mod message;
 pub mod protocol;
+mod server;
 
 pub use config::Config;
 pub use connection::{accept, Connection, Handshake, Reader, Socket, Writer};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use frame::CloseCode;
 pub use handshake::{Accept, Request, Response};
+pub use hub::{Hub, Policy, Stats};
 pub use message::{CloseFrame, Message};
+pub use server::{Client, Sender, Server, ShutdownHandle};

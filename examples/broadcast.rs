@@ -1,0 +1,104 @@
+//! A load source for fan-out benchmarks: every client (any path) is
+//! subscribed to one topic, and binary messages are published to it at a
+//! fixed rate.
+//!
+//! ```text
+//! cargo run --release --example broadcast -- 127.0.0.1:9002 --rate 1000 --size 64
+//! ```
+//!
+//! Each payload starts with the send time (nanoseconds since the UNIX epoch)
+//! and a sequence number, both 8-byte big-endian; the rest is zero.
+//! `--rate 0` publishes as fast as the hub accepts. `--policy` picks what
+//! happens to a client that falls behind: `disconnect` (the default),
+//! `drop-oldest` or `keep-latest`.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use boardcast::{Config, Policy, Server};
+
+const TOPIC: &str = "bench";
+
+fn main() -> std::io::Result<()> {
+    env_logger::init();
+    let mut addr = "127.0.0.1:9002".to_string();
+    let mut rate: u64 = 1000;
+    let mut size: usize = 16;
+    let mut policy = Policy::Disconnect;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--rate" => rate = value().parse().unwrap_or_else(|_| usage("bad --rate")),
+            "--size" => size = value().parse().unwrap_or_else(|_| usage("bad --size")),
+            "--policy" => {
+                policy = match value().as_str() {
+                    "disconnect" => Policy::Disconnect,
+                    "drop-oldest" => Policy::DropOldest,
+                    "keep-latest" => Policy::KeepLatest,
+                    _ => usage("bad --policy"),
+                }
+            }
+            "-h" | "--help" => usage(""),
+            _ if !arg.starts_with('-') => addr = arg,
+            _ => usage(&format!("unknown option {arg}")),
+        }
+    }
+    let size = size.max(16);
+
+    let server = Server::bind(
+        &addr,
+        Config::default().policy(policy).max_connections(10_000),
+    )?;
+    println!(
+        "broadcast on ws://{} : {size}-byte messages at {} ({policy:?})",
+        server.local_addr(),
+        if rate == 0 {
+            "full speed".to_string()
+        } else {
+            format!("{rate}/s")
+        }
+    );
+    let hub = server.hub();
+    std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || publish(&hub, rate, size))?;
+    server.run(|mut client| {
+        client.subscribe(TOPIC);
+        while let Ok(Some(_)) = client.recv() {}
+    })
+}
+
+fn publish(hub: &boardcast::Hub, rate: u64, size: usize) {
+    let mut payload = vec![0u8; size];
+    let start = Instant::now();
+    let mut last_report = Instant::now();
+    for seq in 0u64.. {
+        if rate > 0 {
+            let due = start + Duration::from_nanos(seq * 1_000_000_000 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        payload[..8].copy_from_slice(&(now.as_nanos() as u64).to_be_bytes());
+        payload[8..16].copy_from_slice(&seq.to_be_bytes());
+        hub.publish_binary(TOPIC, &payload);
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            log::info!("{:?}", hub.stats());
+        }
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("broadcast: {problem}");
+    }
+    eprintln!("usage: broadcast [ADDR] [--rate MSGS_PER_SEC] [--size BYTES] [--policy disconnect|drop-oldest|keep-latest]");
+    std::process::exit(2);
+}

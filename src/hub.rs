@@ -1,0 +1,541 @@
+//! Fan-out of server pushes: publish once, every subscriber of the topic
+//! receives it, and no client can slow the publisher or the others.
+//!
+//! A published message is encoded into one frame whose bytes all
+//! subscribers share (server frames are unmasked, so they are identical for
+//! every client). Each client has an [`Outbox`]: a bounded
+//! `crossbeam-channel` queue, drained by the client's own writer thread.
+//! Publishing never blocks and never writes to a socket: it offers the
+//! frame to each queue, and when a queue is full the topic's [`Policy`]
+//! decides what gives.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::frame::{self, CloseCode, OpCode};
+use crate::message::Message;
+
+/// What happens when a message is published to a client whose queue is
+/// full, because the client (or its link) is slower than the publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Close the client with code 1013 (try again later): it keeps every
+    /// message it gets in order, or none. The default.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued message to make room: the client keeps up with
+    /// the present and loses part of the past.
+    DropOldest,
+    /// Keep only the newest message of this topic waiting for the client: a
+    /// new one replaces the one not yet sent. The right policy for sensor
+    /// readings: a dashboard that fell behind wants the current value, not a
+    /// backlog.
+    KeepLatest,
+}
+
+/// The hub's and server's counters, read with [`Hub::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Clients connected now (after their handshake).
+    pub clients: usize,
+    /// Subscriptions now: (client, topic) pairs.
+    pub subscriptions: usize,
+    /// Messages published.
+    pub published: u64,
+    /// Published messages written to a client's socket, counted per client.
+    pub delivered: u64,
+    /// Messages dropped by [`Policy::DropOldest`].
+    pub dropped_oldest: u64,
+    /// Messages replaced by a newer one under [`Policy::KeepLatest`].
+    pub dropped_superseded: u64,
+    /// Clients disconnected by [`Policy::Disconnect`] for being too slow.
+    pub disconnected_slow: u64,
+    /// Clients disconnected for not answering the keepalive ping.
+    pub disconnected_unresponsive: u64,
+    /// Clients disconnected because a write failed or timed out.
+    pub disconnected_write: u64,
+    /// Connections refused with 503 because the server was full.
+    pub rejected_full: u64,
+    /// Handshakes that failed: refused, timed out, or broken off.
+    pub handshake_failed: u64,
+}
+
+/// Shared counters; `Stats` is a snapshot of them.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) clients: AtomicUsize,
+    pub(crate) subscriptions: AtomicUsize,
+    pub(crate) published: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped_oldest: AtomicU64,
+    pub(crate) dropped_superseded: AtomicU64,
+    pub(crate) disconnected_slow: AtomicU64,
+    pub(crate) disconnected_unresponsive: AtomicU64,
+    pub(crate) disconnected_write: AtomicU64,
+    pub(crate) rejected_full: AtomicU64,
+    pub(crate) handshake_failed: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            clients: self.clients.load(Ordering::Relaxed),
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+            published: get(&self.published),
+            delivered: get(&self.delivered),
+            dropped_oldest: get(&self.dropped_oldest),
+            dropped_superseded: get(&self.dropped_superseded),
+            disconnected_slow: get(&self.disconnected_slow),
+            disconnected_unresponsive: get(&self.disconnected_unresponsive),
+            disconnected_write: get(&self.disconnected_write),
+            rejected_full: get(&self.rejected_full),
+            handshake_failed: get(&self.handshake_failed),
+        }
+    }
+}
+
+/// A complete server frame, encoded once, shared by every queue it is in.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub(crate) bytes: Arc<[u8]>,
+    /// The topic it was published to; `None` for a message sent to one
+    /// client.
+    pub(crate) topic: Option<Arc<str>>,
+}
+
+impl Frame {
+    pub(crate) fn encode(opcode: OpCode, payload: &[u8], topic: Option<Arc<str>>) -> Frame {
+        let (header, len) = frame::server_header(opcode, payload.len());
+        let mut bytes = Vec::with_capacity(len + payload.len());
+        bytes.extend_from_slice(&header[..len]);
+        bytes.extend_from_slice(payload);
+        Frame {
+            bytes: bytes.into(),
+            topic,
+        }
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("len", &self.bytes.len())
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+/// Everything waiting to be written to one client, and the bell that wakes
+/// its writer thread.
+///
+/// Data frames queue in a bounded channel; control frames owed by the
+/// reader (pong, close) and the newest frame of [`Policy::KeepLatest`]
+/// topics wait in [`Pending`], coalesced, so they are bounded too and never
+/// stuck behind a full queue.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    tx: Sender<Frame>,
+    pub(crate) rx: Receiver<Frame>,
+    bell: Sender<()>,
+    pub(crate) bell_rx: Receiver<()>,
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    closing: AtomicBool,
+    pending: Mutex<Pending>,
+}
+
+/// What waits beside the queue; the writer takes it all at each wake-up.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// The latest ping payload to answer (older ones are superseded).
+    pub(crate) pong: Option<Vec<u8>>,
+    /// A close frame to send: code (none for an empty close) and reason.
+    pub(crate) close: Option<(Option<CloseCode>, String)>,
+    /// The newest frame per [`Policy::KeepLatest`] topic that found the
+    /// queue full, or whose topic already had one waiting.
+    pub(crate) latest: Vec<Frame>,
+    /// The reader is finished: no more replies will be owed.
+    pub(crate) reader_done: bool,
+    /// The topics this client subscribes to.
+    pub(crate) topics: Vec<Arc<str>>,
+}
+
+/// What became of a frame offered to a client.
+enum Offer {
+    Queued,
+    Superseded,
+    DroppedOldest,
+    Disconnect,
+    Closed,
+}
+
+impl Outbox {
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Outbox {
+        let (tx, rx) = crossbeam_channel::bounded(max_messages.max(1));
+        let (bell, bell_rx) = crossbeam_channel::bounded(1);
+        Outbox {
+            tx,
+            rx,
+            bell,
+            bell_rx,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
+            closing: AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
+        }
+    }
+
+    pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the writer; rings once however often it is called.
+    pub(crate) fn ring(&self) {
+        let _ = self.bell.try_send(());
+    }
+
+    /// Whether a close frame has been queued: nothing more is accepted.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Records that `frame` left the queue.
+    pub(crate) fn taken(&self, frame: &Frame) {
+        self.queued_bytes
+            .fetch_sub(frame.bytes.len(), Ordering::Relaxed);
+    }
+
+    fn has_room_for(&self, frame: &Frame) -> bool {
+        self.queued_bytes.load(Ordering::Relaxed) + frame.bytes.len() <= self.max_bytes
+    }
+
+    fn try_queue(&self, frame: Frame) -> Result<(), Frame> {
+        if !self.has_room_for(&frame) {
+            return Err(frame);
+        }
+        let len = frame.bytes.len();
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        match self.tx.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(frame) | TrySendError::Disconnected(frame)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                Err(frame)
+            }
+        }
+    }
+
+    /// Queues a message for this client alone, waiting while the queue is
+    /// full: a handler that sends faster than its client reads is slowed
+    /// down, not buffered without bound. Gives up after `timeout`.
+    pub(crate) fn send(&self, frame: Frame, timeout: std::time::Duration) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        let len = frame.bytes.len();
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send_timeout(frame, timeout).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Queues our close frame (at most once); returns whether one had
+    /// already been queued.
+    pub(crate) fn close(&self, code: Option<CloseCode>, reason: &str) -> bool {
+        let mut pending = self.pending();
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        pending.close = Some((code, reason.to_owned()));
+        drop(pending);
+        self.ring();
+        false
+    }
+
+    /// Queues a pong, replacing one not yet sent.
+    pub(crate) fn pong(&self, payload: &[u8]) {
+        if self.is_closing() {
+            return;
+        }
+        self.pending().pong = Some(payload.to_vec());
+        self.ring();
+    }
+
+    /// Offers a published frame under `policy`.
+    fn offer(&self, frame: &Frame, policy: Policy) -> Offer {
+        if self.is_closing() {
+            return Offer::Closed;
+        }
+        match policy {
+            Policy::Disconnect => match self.try_queue(frame.clone()) {
+                Ok(()) => Offer::Queued,
+                Err(_) => {
+                    self.close(Some(CloseCode::TRY_AGAIN_LATER), "client too slow");
+                    // What is queued will not be sent: free it now.
+                    while let Ok(old) = self.rx.try_recv() {
+                        self.taken(&old);
+                    }
+                    Offer::Disconnect
+                }
+            },
+            Policy::DropOldest => {
+                let mut frame = frame.clone();
+                let mut dropped = false;
+                loop {
+                    match self.try_queue(frame) {
+                        Ok(()) => break,
+                        Err(back) => frame = back,
+                    }
+                    match self.rx.try_recv() {
+                        Ok(old) => {
+                            self.taken(&old);
+                            dropped = true;
+                        }
+                        // Emptied by the writer meanwhile, or larger than
+                        // the whole queue: drop the new one.
+                        Err(_) if self.rx.is_empty() && !self.has_room_for(&frame) => {
+                            return Offer::DroppedOldest
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if dropped {
+                    Offer::DroppedOldest
+                } else {
+                    Offer::Queued
+                }
+            }
+            Policy::KeepLatest => {
+                // Under the lock, so the writer cannot take the slots between
+                // a full queue and the slot being filled.
+                let mut pending = self.pending();
+                let topic = &frame.topic;
+                if let Some(slot) = pending.latest.iter_mut().find(|f| &f.topic == topic) {
+                    *slot = frame.clone();
+                    return Offer::Superseded;
+                }
+                if let Err(frame) = self.try_queue(frame.clone()) {
+                    pending.latest.push(frame);
+                    drop(pending);
+                    self.ring();
+                }
+                Offer::Queued
+            }
+        }
+    }
+}
+
+/// Publishes messages to topics; every client subscribed to a topic receives
+/// each message published to it, in order (under [`Policy::Disconnect`]
+/// and [`Policy::DropOldest`] with room in its queue).
+///
+/// Cheap to clone: all clones are the same hub. Get it from
+/// [`Server::hub`](crate::Server::hub).
+///
+/// ```no_run
+/// use boardcast::{Config, Server, hub::Policy};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let server = Server::bind("0.0.0.0:8080", Config::default())?;
+/// let hub = server.hub();
+/// hub.set_policy("temperature", Policy::KeepLatest);
+/// std::thread::spawn(move || loop {
+///     hub.publish_text("temperature", r#"{"celsius":41.2}"#);
+///     std::thread::sleep(std::time::Duration::from_millis(100));
+/// });
+/// server.run(|mut client| {
+///     client.subscribe("temperature");
+///     while let Ok(Some(_)) = client.recv() {}
+/// })
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    default_policy: Policy,
+    topics: RwLock<HashMap<Arc<str>, Topic>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Topic {
+    policy: Option<Policy>,
+    subscribers: Vec<Arc<Outbox>>,
+}
+
+impl Hub {
+    pub(crate) fn new(default_policy: Policy, counters: Arc<Counters>) -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                default_policy,
+                topics: RwLock::new(HashMap::new()),
+                counters,
+            }),
+        }
+    }
+
+    fn topics_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Topic>> {
+        self.inner.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn topics_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Topic>> {
+        self.inner.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the slow-consumer policy of one topic, overriding the hub's
+    /// default ([`Config::policy`](crate::Config#structfield.policy)).
+    pub fn set_policy(&self, topic: &str, policy: Policy) {
+        let mut topics = self.topics_write();
+        match topics.get_mut(topic) {
+            Some(t) => t.policy = Some(policy),
+            None => {
+                let topic_name: Arc<str> = topic.into();
+                topics.insert(
+                    topic_name,
+                    Topic {
+                        policy: Some(policy),
+                        subscribers: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Publishes a text or binary message to every subscriber of `topic`,
+    /// and returns how many it was queued for (ping, pong and close
+    /// messages are not published: 0).
+    ///
+    /// Never blocks on a client: the frame is encoded once and offered to
+    /// each client's queue under the topic's [`Policy`].
+    pub fn publish(&self, topic: &str, message: &Message) -> usize {
+        match message {
+            Message::Text(text) => self.publish_frame(topic, OpCode::Text, text.as_bytes()),
+            Message::Binary(data) => self.publish_frame(topic, OpCode::Binary, data),
+            _ => 0,
+        }
+    }
+
+    /// Publishes a text message; see [`publish`](Self::publish).
+    pub fn publish_text(&self, topic: &str, text: &str) -> usize {
+        self.publish_frame(topic, OpCode::Text, text.as_bytes())
+    }
+
+    /// Publishes a binary message; see [`publish`](Self::publish).
+    pub fn publish_binary(&self, topic: &str, data: &[u8]) -> usize {
+        self.publish_frame(topic, OpCode::Binary, data)
+    }
+
+    fn publish_frame(&self, topic: &str, opcode: OpCode, payload: &[u8]) -> usize {
+        let counters = &self.inner.counters;
+        bump(&counters.published);
+        let topics = self.topics_read();
+        let Some((name, entry)) = topics.get_key_value(topic) else {
+            return 0;
+        };
+        if entry.subscribers.is_empty() {
+            return 0;
+        }
+        let frame = Frame::encode(opcode, payload, Some(Arc::clone(name)));
+        let policy = entry.policy.unwrap_or(self.inner.default_policy);
+        let mut queued = 0;
+        for outbox in &entry.subscribers {
+            match outbox.offer(&frame, policy) {
+                Offer::Queued => queued += 1,
+                Offer::Superseded => {
+                    queued += 1;
+                    bump(&counters.dropped_superseded);
+                }
+                Offer::DroppedOldest => {
+                    queued += 1;
+                    bump(&counters.dropped_oldest);
+                }
+                Offer::Disconnect => {
+                    log::info!("disconnecting a client too slow for topic {topic:?}");
+                    bump(&counters.disconnected_slow);
+                }
+                Offer::Closed => {}
+            }
+        }
+        queued
+    }
+
+    /// The number of clients subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.topics_read()
+            .get(topic)
+            .map_or(0, |t| t.subscribers.len())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Subscribes a client's outbox; returns false if it already was.
+    pub(crate) fn subscribe(&self, topic: &str, outbox: &Arc<Outbox>) -> bool {
+        let mut topics = self.topics_write();
+        let name: Arc<str> = match topics.get_key_value(topic) {
+            Some((name, _)) => Arc::clone(name),
+            None => topic.into(),
+        };
+        let entry = topics.entry(Arc::clone(&name)).or_default();
+        if entry.subscribers.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+            return false;
+        }
+        entry.subscribers.push(Arc::clone(outbox));
+        outbox.pending().topics.push(name);
+        self.inner
+            .counters
+            .subscriptions
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Unsubscribes a client's outbox; returns false if it was not.
+    pub(crate) fn unsubscribe(&self, topic: &str, outbox: &Arc<Outbox>) -> bool {
+        let mut topics = self.topics_write();
+        let Some(entry) = topics.get_mut(topic) else {
+            return false;
+        };
+        let Some(at) = entry
+            .subscribers
+            .iter()
+            .position(|o| Arc::ptr_eq(o, outbox))
+        else {
+            return false;
+        };
+        entry.subscribers.swap_remove(at);
+        if entry.subscribers.is_empty() && entry.policy.is_none() {
+            topics.remove(topic);
+        }
+        outbox.pending().topics.retain(|t| &**t != topic);
+        self.inner
+            .counters
+            .subscriptions
+            .fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Removes a departing client from all its topics.
+    pub(crate) fn unsubscribe_all(&self, outbox: &Arc<Outbox>) {
+        let topics = std::mem::take(&mut outbox.pending().topics);
+        for topic in topics {
+            let _ = self.unsubscribe(&topic, outbox);
+        }
+    }
+}
