@@ -76,8 +76,8 @@ fn publish(hub: &boardcast::Hub, rate: u64, size: usize) {
     let start = Instant::now();
     let mut last_report = Instant::now();
     for seq in 0u64.. {
-        if rate > 0 {
-            let due = start + Duration::from_nanos(seq * 1_000_000_000 / rate);
+        if let Some(offset) = (seq * 1_000_000_000).checked_div(rate) {
+            let due = start + Duration::from_nanos(offset);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
