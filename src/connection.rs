@@ -4,6 +4,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
@@ -122,7 +123,9 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     /// [`Error::Handshake`] if the request is not a valid upgrade, after its
     /// refusal was sent; [`Error::Io`] if writing fails.
     pub fn accept(self, accept: Accept) -> Result<Connection<S>, Error> {
-        let upgraded = self.upgrade(accept)?;
+        // Not `upgrade`: the head is dropped here, so shrinking it would be
+        // a reallocation for nothing.
+        let upgraded = self.switch(accept)?;
         Ok(Connection {
             stream: upgraded.stream,
             protocol: upgraded.protocol,
@@ -134,7 +137,15 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     /// Accepts as [`accept`](Self::accept) does, and hands over the parts
     /// a server keeps: the stream, the protocol (holding any bytes that
     /// followed the request) and the request head.
-    pub(crate) fn upgrade(mut self, mut accept: Accept) -> Result<Upgraded<S>, Error> {
+    pub(crate) fn upgrade(self, accept: Accept) -> Result<Upgraded<S>, Error> {
+        let mut upgraded = self.switch(accept)?;
+        upgraded.head.shrink_to_fit();
+        Ok(upgraded)
+    }
+
+    /// Validates, answers `101` and takes the handshake apart; the head
+    /// keeps the capacity of the request buffer.
+    fn switch(mut self, mut accept: Accept) -> Result<Upgraded<S>, Error> {
         let request = self.request();
         let key = match request.validate(self.config) {
             Ok(key) => key,
@@ -159,7 +170,6 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
         let protocol = Protocol::with_received(self.config, &self.buf[head_len..self.filled]);
         let mut head = self.buf;
         head.truncate(head_len);
-        head.shrink_to_fit();
         Ok(Upgraded {
             stream: self.stream,
             protocol,
@@ -347,11 +357,15 @@ impl<S: Socket> Connection<S> {
     /// If the stream cannot be cloned.
     pub fn split(self) -> io::Result<(Reader<S>, Writer<S>)> {
         let write_half = self.stream.try_clone()?;
+        let close_sent = Arc::new(AtomicBool::new(self.tx.close_sent));
+        let mut tx = self.tx;
+        tx.close_flag = Some(Arc::clone(&close_sent));
         let writer = Writer {
             shared: Arc::new(Mutex::new(WriteHalf {
                 stream: write_half,
-                tx: self.tx,
+                tx,
             })),
+            close_sent,
         };
         let reader = Reader {
             stream: self.stream,
@@ -443,12 +457,14 @@ impl<S: Socket> Reader<S> {
 #[derive(Debug)]
 pub struct Writer<S> {
     shared: Arc<Mutex<WriteHalf<S>>>,
+    close_sent: Arc<AtomicBool>,
 }
 
 impl<S> Clone for Writer<S> {
     fn clone(&self) -> Self {
         Writer {
             shared: Arc::clone(&self.shared),
+            close_sent: Arc::clone(&self.close_sent),
         }
     }
 }
@@ -521,7 +537,10 @@ impl<S: Write> Writer<S> {
 
     /// Whether our close frame has been sent.
     pub fn is_closing(&self) -> bool {
-        self.lock().tx.close_sent
+        // Not under the lock: a writer blocked on a peer that does not read
+        // may hold it until its write fails, and the reader asks this when
+        // the stream ends, before it shuts the socket down to wake it.
+        self.close_sent.load(Ordering::Acquire)
     }
 }
 
@@ -530,6 +549,8 @@ impl<S: Write> Writer<S> {
 #[derive(Debug, Default)]
 struct Tx {
     close_sent: bool,
+    /// A split connection's copy of `close_sent`, read without the lock.
+    close_flag: Option<Arc<AtomicBool>>,
 }
 
 impl Tx {
@@ -547,6 +568,9 @@ impl Tx {
         }
         if opcode == OpCode::Close {
             self.close_sent = true;
+            if let Some(flag) = &self.close_flag {
+                flag.store(true, Ordering::Release);
+            }
         }
         let (header, len) = frame::server_header(opcode, payload.len());
         write_frame(stream, &header[..len], payload)?;

@@ -3,7 +3,7 @@
 //!
 //! A published message is encoded into one frame whose bytes all
 //! subscribers share (server frames are unmasked, so they are identical for
-//! every client). Each client has an [`Outbox`]: a bounded
+//! every client). Each client has an outbox: a bounded
 //! `crossbeam-channel` queue, drained by the client's own writer thread.
 //! Publishing never blocks and never writes to a socket: it offers the
 //! frame to each queue, and when a queue is full the topic's [`Policy`]

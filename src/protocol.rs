@@ -16,7 +16,7 @@
 //! Sending needs no state beyond "has our close frame gone out", which the
 //! writer keeps (see [`Connection`](crate::Connection)): server frames are
 //! unmasked, so any thread can encode them with
-//! [`frame::server_header`](crate::frame::server_header).
+//! [`frame::server_header`].
 //!
 //! The protocol owns its read buffer, so bytes are copied once, from the
 //! buffer into the message being assembled, unmasked on the way:
