@@ -14,6 +14,43 @@
 //! to trust: no runtime, no executor, no colored functions, and a binary
 //! that stays small.
 //!
+//! # Quick start
+//!
+//! ```no_run
+//! use boardcast::{Config, Message, Policy, Server};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let server = Server::bind("0.0.0.0:8080", Config::default())?;
+//!     let hub = server.hub();
+//!     hub.set_policy("temperature", Policy::KeepLatest);
+//!     std::thread::spawn(move || loop {
+//!         hub.publish_text("temperature", r#"{"celsius":41.2}"#);
+//!         std::thread::sleep(std::time::Duration::from_millis(100));
+//!     });
+//!     server.run(|mut client| {
+//!         client.subscribe("temperature");
+//!         while let Ok(Some(message)) = client.recv() {
+//!             if let Message::Text(command) = message {
+//!                 let _ = client.send_text(&format!("ack {command}"));
+//!             }
+//!         }
+//!     })
+//! }
+//! ```
+//!
+//! # Threads and memory
+//!
+//! [`Server::run`] accepts on the calling thread and gives each connection
+//! two threads with small stacks ([`Config::stack_size`], 64 KiB by
+//! default): one runs the handshake and then your handler, which reads
+//! with [`Client::recv`]; the other owns the socket's write side and sleeps
+//! on the client's bounded outbox until there is something to send. A
+//! [`Hub`] publish encodes a frame once and offers it to every subscriber's
+//! outbox without blocking; when a client falls behind, the topic's
+//! [`Policy`] decides what gives. Every per-client buffer is bounded by a
+//! [`Config`] limit, so the memory a client can make the board hold is
+//! bounded too.
+//!
 //! # Layers
 //!
 //! - [`frame`], [`handshake`] and [`protocol`] are the sans-I/O core: pure
@@ -22,8 +59,9 @@
 //! - [`Connection`] drives them over any `Read + Write` stream (a
 //!   `TcpStream`, a TLS stream you bring, a pipe in a test), and
 //!   [`Connection::split`] lets one thread block reading while others send.
+//! - [`Server`], [`Client`] and [`Hub`] are the runtime for TCP.
 //!
-//! # Example: an echo server
+//! # Example: an echo server over plain connections
 //!
 //! ```no_run
 //! use std::net::TcpListener;
@@ -50,9 +88,13 @@
 //!
 //! # Logging
 //!
-//! The library logs through the [`log`] facade and never prints: `info`
-//! for refused handshakes and failed connections, `debug` for each accepted
+//! The library logs through the [`log`] facade and never prints: `warn`
+//! for trouble on the server itself (accept failing, threads that will not
+//! end), `info` for refused handshakes, failed connections and clients
+//! disconnected by a policy or the keepalive, `debug` for each accepted
 //! handshake, close and HTTP response.
+//!
+//! [`Config::stack_size`]: Config#structfield.stack_size
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
