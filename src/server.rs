@@ -115,17 +115,57 @@ impl Shared {
     }
 }
 
-/// Counts running threads, so shutdown can wait for them all.
+/// Counts running threads, so shutdown can wait for them all, and keeps
+/// their handles, so it can join them: when [`Server::run`] returns, its
+/// threads have exited, not merely finished their work.
 #[derive(Debug, Default)]
 struct Tracker {
     count: Mutex<usize>,
     zero: Condvar,
+    /// The threads not yet joined. Those that finished are joined at each
+    /// spawn, so this holds about as many as are running.
+    handles: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Tracker {
     fn enter(self: &Arc<Self>) -> ThreadGuard {
         *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         ThreadGuard(Arc::clone(self))
+    }
+
+    /// Spawns a thread that counts as running until `work` returns.
+    fn spawn<F>(self: &Arc<Self>, name: &str, stack_size: usize, work: F) -> io::Result<()>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let guard = self.enter();
+        let handle = thread::Builder::new()
+            .name(name.into())
+            .stack_size(stack_size)
+            .spawn(move || {
+                let _guard = guard;
+                work();
+            })?;
+        self.join(|h| h.is_finished());
+        self.handles().push(handle);
+        Ok(())
+    }
+
+    fn handles(&self) -> MutexGuard<'_, Vec<thread::JoinHandle<()>>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Joins the threads `pick` selects; the others stay tracked.
+    fn join(&self, pick: impl Fn(&thread::JoinHandle<()>) -> bool) {
+        let picked: Vec<_> = {
+            let mut handles = self.handles();
+            let (picked, kept) = handles.drain(..).partition(|h| pick(h));
+            *handles = kept;
+            picked
+        };
+        for handle in picked {
+            let _ = handle.join();
+        }
     }
 
     /// Waits until no thread runs, at most `timeout`; returns how many
@@ -312,14 +352,10 @@ impl Server {
             on_upgrade: self.on_upgrade.clone(),
             handler: Arc::clone(handler),
         };
-        let guard = self.shared.threads.enter();
-        let spawned = thread::Builder::new()
-            .name("boardcast-conn".into())
-            .stack_size(self.config.stack_size)
-            .spawn(move || {
-                let _guard = guard;
-                task.run();
-            });
+        let spawned =
+            self.shared
+                .threads
+                .spawn("boardcast-conn", self.config.stack_size, move || task.run());
         if let Err(e) = spawned {
             log::warn!("cannot spawn a connection thread: {e}");
             if let Some(live) = self.shared.connections().remove(&id) {
@@ -336,9 +372,18 @@ impl Server {
             .map(|l| (Arc::clone(&l.stream), l.outbox.clone()))
             .collect();
         log::info!("shutting down: closing {} connections", live.len());
-        for (_, outbox) in &live {
-            if let Some(outbox) = outbox {
-                outbox.close(Some(CloseCode::AWAY), "server shutting down");
+        for (stream, outbox) in &live {
+            match outbox {
+                Some(outbox) => {
+                    outbox.close(Some(CloseCode::AWAY), "server shutting down");
+                }
+                // Still in its handshake (a browser's speculative
+                // connection may never send a request): nothing to close
+                // gracefully, and waiting would hold shutdown for the whole
+                // shutdown_timeout. Cut it now.
+                None => {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
             }
         }
         let left = self.shared.threads.wait(self.config.shutdown_timeout);
@@ -350,8 +395,13 @@ impl Server {
             let left = self.shared.threads.wait(self.config.close_timeout);
             if left > 0 {
                 log::warn!("{left} threads did not end; is a handler ignoring recv()?");
+                // Joining those would block: leave them.
+                self.shared.threads.join(|h| h.is_finished());
+                return;
             }
         }
+        // Every thread is past its work; wait for each to exit.
+        self.shared.threads.join(|_| true);
     }
 }
 
@@ -483,6 +533,8 @@ impl Task {
             self.config.queue_bytes,
         ));
         let link = Arc::new(Link {
+            id: self.id,
+            shared: Arc::clone(&self.shared),
             stream: Arc::clone(stream),
             outbox: Arc::clone(&outbox),
             last_received: AtomicU64::new(self.shared.millis()),
@@ -492,13 +544,10 @@ impl Task {
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
         };
-        let guard = self.shared.threads.enter();
-        thread::Builder::new()
-            .name("boardcast-write".into())
-            .stack_size(self.config.stack_size)
-            .spawn(move || {
-                let _guard = guard;
-                writer.run();
+        self.shared
+            .threads
+            .spawn("boardcast-write", self.config.stack_size, move || {
+                writer.run()
             })?;
         if let Some(live) = self.shared.connections().get_mut(&self.id) {
             live.outbox = Some(Arc::clone(&outbox));
@@ -553,10 +602,21 @@ impl Write for Deadline<'_> {
 /// What the connection thread and the writer thread of a client share.
 #[derive(Debug)]
 struct Link {
+    /// The key of the client's entry in [`Shared::connections`].
+    id: u64,
+    shared: Arc<Shared>,
     stream: Arc<TcpStream>,
     outbox: Arc<Outbox>,
     /// When bytes last arrived, in the server's milliseconds.
     last_received: AtomicU64,
+}
+
+impl Drop for Link {
+    /// The client's handler and writer are both done with it: free its
+    /// slot under `max_connections`, and the server's handle on its socket.
+    fn drop(&mut self) {
+        self.shared.connections().remove(&self.id);
+    }
 }
 
 /// One connected client, handed to your handler on its own thread.
@@ -884,6 +944,16 @@ impl Writer {
             }
             let (pong, latest, close, reader_done) = {
                 let mut pending = outbox.pending();
+                if !pending.latest.is_empty() {
+                    // Whatever is queued now is older than the newest frames
+                    // waiting beside the queue: keep-latest publishers queue
+                    // under this lock, and only while their topic has no
+                    // frame waiting. Take it all, to write it first.
+                    while let Ok(frame) = outbox.rx.try_recv() {
+                        outbox.taken(&frame);
+                        batch.push(frame);
+                    }
+                }
                 (
                     pending.pong.take(),
                     std::mem::take(&mut pending.latest),

@@ -1,0 +1,119 @@
+//! A thousand clients subscribe and each receives a whole burst in order;
+//! then a graceful shutdown leaves no thread behind.
+//!
+//! The only test in its binary, so the process's thread count is its own.
+
+mod runtime;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use boardcast::Config;
+use runtime::{Running, Ws, TIMEOUT};
+
+const CLIENTS: usize = 1000;
+/// Under the default `queue_messages` (64): a burst fits every queue.
+const BURST: u64 = 50;
+const READERS: usize = 4;
+const TOPIC: &str = "burst";
+
+#[test]
+fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
+    let baseline = runtime::threads();
+    let server = runtime::server(Config::default().max_connections(CLIENTS + 10));
+    let running = Running::start(server, |mut client| {
+        client.subscribe(TOPIC);
+        while let Ok(Some(_)) = client.recv() {}
+    });
+    let addr = running.addr;
+
+    let clients: Vec<Ws> = (0..CLIENTS)
+        .map(|_| runtime::connect_small(addr, "/"))
+        .collect();
+    runtime::wait_until(TIMEOUT, "every client subscribed", || {
+        running.hub.subscribers(TOPIC) == CLIENTS
+    });
+    let server_threads = runtime::server_threads();
+    eprintln!(
+        "{CLIENTS} clients: {server_threads} server threads, {} process threads",
+        runtime::threads()
+    );
+    assert_eq!(server_threads, 2 * CLIENTS, "a reader and a writer each");
+
+    // A few reader threads, each over many blocking sockets: the burst is
+    // in the kernel buffers, so reading one socket after another is fine.
+    let (burst_read, bursts) = mpsc::channel();
+    let mut readers = Vec::new();
+    let mut clients = clients.into_iter();
+    for r in 0..READERS {
+        let mine: Vec<Ws> = clients.by_ref().take(CLIENTS / READERS).collect();
+        let burst_read = burst_read.clone();
+        let reader = thread::Builder::new()
+            .name(format!("test-reader-{r}"))
+            .spawn(move || read_burst_then_close(mine, &burst_read))
+            .unwrap();
+        readers.push(reader);
+    }
+    drop(burst_read);
+
+    for seq in 0..BURST {
+        let queued = running.hub.publish_text(TOPIC, &seq.to_string());
+        assert_eq!(queued, CLIENTS, "message {seq} queued for every client");
+    }
+    let mut complete = 0;
+    for _ in 0..READERS {
+        complete += bursts
+            .recv_timeout(TIMEOUT)
+            .expect("a reader did not finish the burst");
+    }
+    assert_eq!(complete, CLIENTS, "clients that got the whole burst");
+    runtime::wait_until(TIMEOUT, "delivered counts the burst", || {
+        running.stats().delivered == BURST * CLIENTS as u64
+    });
+
+    // Graceful shutdown from this thread while `run` blocks on its own.
+    let took = running.shutdown(TIMEOUT);
+    eprintln!("shutdown of {CLIENTS} clients took {took:?}");
+    let mut closed_with_1001 = 0;
+    for reader in readers {
+        closed_with_1001 += reader.join().expect("a reader panicked");
+    }
+    assert_eq!(closed_with_1001, CLIENTS, "clients closed with 1001");
+    assert_eq!(runtime::server_threads(), 0, "server threads after run");
+    runtime::wait_until(
+        Duration::from_secs(5),
+        "the thread count is back to its baseline",
+        || runtime::threads() == baseline,
+    );
+}
+
+/// Reads the burst from every client, checking the order, and reports how
+/// many got all of it; then answers the shutdown's close on each and waits
+/// for the server to end the connection. Returns how many closes were 1001.
+fn read_burst_then_close(mut clients: Vec<Ws>, burst_read: &mpsc::Sender<usize>) -> usize {
+    let mut complete = 0;
+    for ws in &mut clients {
+        let mut expected = 0;
+        while expected < BURST {
+            let text = runtime::next_text(ws);
+            assert_eq!(text, expected.to_string(), "out of order");
+            expected += 1;
+        }
+        complete += 1;
+    }
+    burst_read.send(complete).unwrap();
+    // Answer every close first, then wait for every end: the server ends
+    // them in parallel.
+    let mut away = 0;
+    for ws in &mut clients {
+        if runtime::read_close(ws) == Some(1001) {
+            away += 1;
+        }
+        let _ = ws.flush();
+    }
+    for ws in &mut clients {
+        runtime::finish_close(ws);
+    }
+    away
+}

@@ -1,0 +1,68 @@
+//! A measurement, not a check (ignored by default): the memory and threads
+//! each idle client costs the `broadcast` example, run as its own process.
+//!
+//! ```text
+//! cargo build --release --example broadcast
+//! cargo test --release --test footprint -- --ignored --nocapture
+//! ```
+
+mod runtime;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use runtime::TIMEOUT;
+
+const CLIENTS: usize = 1000;
+
+#[test]
+#[ignore = "a measurement: needs the release build of examples/broadcast"]
+fn idle_client_cost_of_the_broadcast_example() {
+    let bin = std::env::var("BROADCAST_BIN").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/examples/broadcast"
+        )
+        .into()
+    });
+    let mut child = Command::new(&bin)
+        .args(["127.0.0.1:0", "--rate", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e}; run cargo build --release --example broadcast"));
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    // "broadcast on ws://127.0.0.1:PORT : ..."
+    let addr = banner
+        .split("ws://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let status = || std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name| runtime::parse_status_field(&status(), name);
+
+    runtime::wait_until(TIMEOUT, "the publisher thread started", || {
+        field("Threads:") == 2
+    });
+    let (rss_before, threads_before) = (field("VmRSS:"), field("Threads:"));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| runtime::connect_small(addr, "/"))
+        .collect();
+    runtime::wait_until(TIMEOUT, "a reader and a writer thread per client", || {
+        field("Threads:") == threads_before + 2 * CLIENTS
+    });
+    let (rss_after, threads_after) = (field("VmRSS:"), field("Threads:"));
+    eprintln!(
+        "broadcast example, {CLIENTS} idle clients: VmRSS {rss_before} -> {rss_after} KiB \
+         ({:.1} KiB per client), threads {threads_before} -> {threads_after} ({} per client)",
+        (rss_after - rss_before) as f64 / CLIENTS as f64,
+        (threads_after - threads_before) / CLIENTS
+    );
+    drop(clients);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(rss_after > rss_before);
+}

@@ -1,0 +1,206 @@
+//! What an application sees: plain HTTP routed to `on_http`, upgrades
+//! decided by `on_upgrade`, the request in the handler, sending from the
+//! handler and from other threads, subscriptions and the stats.
+
+mod runtime;
+
+use std::sync::{mpsc, Mutex};
+use std::thread;
+
+use boardcast::{Accept, Config, Error, Message, Response, Sender};
+use runtime::{Running, TIMEOUT};
+use tungstenite::client::IntoClientRequest;
+
+/// Echoes data messages.
+fn echo(mut client: boardcast::Client) {
+    while let Ok(Some(message)) = client.recv() {
+        if message.is_data() {
+            let _ = client.send(message);
+        }
+    }
+}
+
+#[test]
+fn plain_http_goes_to_on_http() {
+    let server = runtime::server(Config::default()).on_http(|request| match request.path() {
+        "/" => Response::html("<h1>board</h1>"),
+        _ => Response::text(404, "not found"),
+    });
+    let running = Running::start(server, echo);
+    let addr = running.addr;
+
+    let page = runtime::http(addr, "GET / HTTP/1.1\r\nHost: board\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page:?}");
+    assert!(page.ends_with("\r\n\r\n<h1>board</h1>"), "{page:?}");
+    let missing = runtime::http(addr, "GET /missing?x=1 HTTP/1.1\r\nHost: board\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing:?}");
+    assert!(missing.ends_with("not found"), "{missing:?}");
+
+    // Upgrades on the same port are still served.
+    let mut ws = runtime::connect(addr, "/");
+    runtime::send_text(&mut ws, "hi");
+    assert_eq!(runtime::next_text(&mut ws), "hi");
+    let stats = running.stats();
+    assert_eq!(stats.handshake_failed, 0, "pages are not failed handshakes");
+    assert_eq!(stats.clients, 1);
+}
+
+#[test]
+fn on_upgrade_refuses_with_its_own_response_or_accepts_with_headers() {
+    let server = runtime::server(Config::default()).on_upgrade(|request| {
+        match (request.path(), request.header("authorization")) {
+            ("/private", Some("Bearer good")) | ("/public", _) => {
+                Ok(Accept::new().header("X-Board", "pi"))
+            }
+            _ => Err(Response::text(401, "token needed").header("WWW-Authenticate", "Bearer")),
+        }
+    });
+    let running = Running::start(server, echo);
+    let addr = running.addr;
+
+    match runtime::try_connect(addr, format!("ws://{addr}/private")) {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            assert_eq!(response.body().as_deref(), Some(&b"token needed"[..]));
+        }
+        Err(e) => panic!("expected a 401, got {e}"),
+        Ok(_) => panic!("expected a 401, got accepted"),
+    }
+
+    let mut request = format!("ws://{addr}/private")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", "Bearer good".parse().unwrap());
+    let (mut ws, response) =
+        runtime::try_connect_response(addr, request).expect("accepted with the token");
+    assert_eq!(response.headers()["x-board"], "pi");
+    runtime::send_text(&mut ws, "in");
+    assert_eq!(runtime::next_text(&mut ws), "in");
+    assert_eq!(running.stats().handshake_failed, 1, "the refusal");
+}
+
+#[test]
+fn handler_sees_path_query_and_headers() {
+    let running = Running::start(runtime::server(Config::default()), |client| {
+        let request = client.request();
+        let seen = format!(
+            "{} {:?} {:?} {}",
+            request.path(),
+            request.query(),
+            request.header("x-sensor"),
+            request.headers().count()
+        );
+        let _ = client.send_text(&seen);
+        echo(client);
+    });
+    let addr = running.addr;
+    let mut request = format!("ws://{addr}/room/7?unit=c")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("X-Sensor", "42".parse().unwrap());
+    let mut ws = runtime::try_connect(addr, request).expect("handshake");
+    let seen = runtime::next_text(&mut ws);
+    let (start, count) = seen.rsplit_once(' ').unwrap();
+    assert_eq!(start, r#"/room/7 Some("unit=c") Some("42")"#);
+    // Host, Connection, Upgrade, version, key and ours.
+    assert!(count.parse::<usize>().unwrap() >= 6, "{seen}");
+}
+
+#[test]
+fn send_from_the_handler_and_from_another_thread() {
+    let (senders, sender) = mpsc::channel::<Sender>();
+    let senders = Mutex::new(senders);
+    let running = Running::start(runtime::server(Config::default()), move |client| {
+        client.send_text("from the handler").unwrap();
+        let sender = client.sender();
+        thread::Builder::new()
+            .name("test-pusher".into())
+            .spawn(move || sender.send(Message::Text("from a thread".into())))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        senders.lock().unwrap().send(client.sender()).unwrap();
+        echo(client);
+    });
+    let mut ws = runtime::connect(running.addr, "/");
+    assert_eq!(runtime::next_text(&mut ws), "from the handler");
+    assert_eq!(runtime::next_text(&mut ws), "from a thread");
+
+    // A sender works while the connection is open, and reports it closed
+    // once it is.
+    let sender = sender.recv_timeout(TIMEOUT).unwrap();
+    assert!(!sender.is_closing());
+    sender.send(Message::Binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(
+        runtime::next_message(&mut ws),
+        tungstenite::Message::binary(vec![1, 2, 3])
+    );
+    runtime::close(ws);
+    runtime::wait_until(TIMEOUT, "the handler returned", || {
+        running.stats().clients == 0
+    });
+    assert!(sender.is_closing());
+    assert!(matches!(
+        sender.send(Message::Text("too late".into())),
+        Err(Error::Closed)
+    ));
+}
+
+#[test]
+fn subscribe_unsubscribe_and_stats() {
+    // Text commands: "sub TOPIC" and "unsub TOPIC", each acknowledged.
+    let running = Running::start(runtime::server(Config::default()), |mut client| {
+        while let Ok(Some(message)) = client.recv() {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let done = match text.split_once(' ') {
+                Some(("sub", topic)) => client.subscribe(topic),
+                Some(("unsub", topic)) => client.unsubscribe(topic),
+                _ => false,
+            };
+            let _ = client.send_text(&format!("{text}: {done}"));
+        }
+    });
+    let hub = running.hub.clone();
+    let mut ws = runtime::connect(running.addr, "/");
+    let command = |ws: &mut runtime::Ws, text: &str| {
+        runtime::send_text(ws, text);
+        runtime::next_text(ws)
+    };
+    assert_eq!(command(&mut ws, "sub news"), "sub news: true");
+    assert_eq!(command(&mut ws, "sub news"), "sub news: false");
+    assert_eq!(command(&mut ws, "sub other"), "sub other: true");
+    let stats = running.stats();
+    assert_eq!((stats.clients, stats.subscriptions), (1, 2));
+
+    assert_eq!(hub.publish_text("news", "n1"), 1);
+    assert_eq!(runtime::next_text(&mut ws), "n1");
+    assert_eq!(command(&mut ws, "unsub news"), "unsub news: true");
+    assert_eq!(command(&mut ws, "unsub news"), "unsub news: false");
+    assert_eq!(hub.publish_text("news", "n2"), 0, "no subscriber left");
+    assert_eq!(hub.publish_text("other", "o1"), 1);
+    assert_eq!(runtime::next_text(&mut ws), "o1", "n2 must not arrive");
+    assert_eq!(hub.subscribers("news"), 0);
+    assert_eq!(hub.subscribers("other"), 1);
+
+    runtime::wait_until(TIMEOUT, "delivered counts n1 and o1", || {
+        hub.stats().delivered == 2
+    });
+    let stats = hub.stats();
+    assert_eq!(stats.published, 3);
+    assert_eq!(stats.subscriptions, 1);
+
+    runtime::close(ws);
+    runtime::wait_until(TIMEOUT, "the client and its subscription gone", || {
+        let stats = hub.stats();
+        (stats.clients, stats.subscriptions) == (0, 0)
+    });
+    assert_eq!(hub.subscribers("other"), 0);
+}
