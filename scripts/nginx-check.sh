@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Proves that the dashboard example works behind nginx with
+# examples/dashboard/nginx.conf: the page and the WebSocket upgrade.
+#
+# Installs Debian's nginx if it is missing, builds the dashboard example and
+# starts it on a free loopback port, starts nginx in the foreground on
+# another, with that config templated to the two ports and every path of its
+# own under target/nginx-check/, then checks through nginx that:
+#   - GET / returns the page, and GET /nope a 404;
+#   - a WebSocket to /ws gets the hello and live readings, and its pause and
+#     rate commands are acknowledged;
+#   - nginx's access log shows the upgrade (101).
+# Stops everything it started, and exits non-zero on any failure.
+#
+# Usage: scripts/nginx-check.sh
+# Environment: CARGO_TARGET_DIR is honoured; NGINX_CHECK_TIMEOUT (default 30)
+# bounds each wait, in seconds.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+WORK="$(pwd)/$TARGET_DIR/nginx-check"
+[[ "$TARGET_DIR" = /* ]] && WORK="$TARGET_DIR/nginx-check"
+TIMEOUT=${NGINX_CHECK_TIMEOUT:-30}
+
+fail() {
+    echo "nginx-check: FAILED: $*" >&2
+    for log in "$WORK/dashboard.log" "$WORK/logs/error.log"; do
+        [ -s "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+    done
+    exit 1
+}
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until $1 answers over HTTP, at most $TIMEOUT seconds.
+wait_for_http() {
+    local deadline=$((SECONDS + TIMEOUT))
+    until curl -s -o /dev/null --max-time 2 "$1"; do
+        ((SECONDS < deadline)) || fail "$1 did not answer within ${TIMEOUT}s"
+        sleep 0.1
+    done
+}
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$NGINX" ]; then
+    echo "nginx-check: installing nginx"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+command -v curl >/dev/null || fail "curl is needed"
+
+rm -rf "$WORK"
+mkdir -p "$WORK/logs" "$WORK/tmp"
+
+echo "nginx-check: building the dashboard example"
+cargo build --quiet --example dashboard
+APP_PORT=$(free_port)
+"$TARGET_DIR/debug/examples/dashboard" --addr "127.0.0.1:$APP_PORT" >"$WORK/dashboard.log" 2>&1 &
+pids+=($!)
+wait_for_http "http://127.0.0.1:$APP_PORT/"
+
+# The site config as shipped, pointed at our two ports.
+NGINX_PORT=$(free_port)
+sed -e "s/server 127\.0\.0\.1:8080;/server 127.0.0.1:$APP_PORT;/" \
+    -e "s/listen 80;/listen 127.0.0.1:$NGINX_PORT;/" \
+    examples/dashboard/nginx.conf >"$WORK/dashboard.conf"
+grep -q "server 127.0.0.1:$APP_PORT;" "$WORK/dashboard.conf" &&
+    grep -q "listen 127.0.0.1:$NGINX_PORT;" "$WORK/dashboard.conf" ||
+    fail "examples/dashboard/nginx.conf no longer has 'server 127.0.0.1:8080;' and 'listen 80;' to template"
+cat >"$WORK/nginx.conf" <<EOF
+# Written by scripts/nginx-check.sh: nginx in the foreground, every path
+# under $WORK.
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log info;
+events {
+    worker_connections 64;
+}
+http {
+    access_log $WORK/logs/access.log;
+    client_body_temp_path $WORK/tmp/body;
+    proxy_temp_path $WORK/tmp/proxy;
+    fastcgi_temp_path $WORK/tmp/fastcgi;
+    uwsgi_temp_path $WORK/tmp/uwsgi;
+    scgi_temp_path $WORK/tmp/scgi;
+    include $WORK/dashboard.conf;
+}
+EOF
+"$NGINX" -t -q -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" || fail "nginx -t rejected the config"
+"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
+pids+=($!)
+PROXY="http://127.0.0.1:$NGINX_PORT"
+wait_for_http "$PROXY/"
+echo "nginx-check: dashboard on 127.0.0.1:$APP_PORT, nginx on 127.0.0.1:$NGINX_PORT"
+
+# The page, through nginx.
+curl -sf --max-time 5 -D "$WORK/page.headers" -o "$WORK/page.html" "$PROXY/" || fail "GET / through nginx"
+grep -qi '^content-type: text/html' "$WORK/page.headers" || fail "GET / is not text/html"
+grep -q 'window.dashboard' "$WORK/page.html" || fail "GET / through nginx is not the dashboard page"
+echo "nginx-check: GET / -> the page ($(wc -c <"$WORK/page.html") bytes)"
+status=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$PROXY/nope")
+[ "$status" = 404 ] || fail "GET /nope through nginx gave $status, not 404"
+echo "nginx-check: GET /nope -> 404"
+
+# The WebSocket, through nginx: a minimal RFC 6455 client, Python stdlib only.
+timeout $((TIMEOUT + 5)) python3 - "$NGINX_PORT" "$TIMEOUT" <<'PY' || fail "WebSocket through nginx"
+import base64, hashlib, json, os, socket, struct, sys, time
+
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+deadline = time.monotonic() + timeout
+
+
+def fail(why):
+    sys.exit(f"nginx-check: {why}")
+
+
+sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+key = base64.b64encode(os.urandom(16)).decode()
+sock.sendall((
+    f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    chunk = sock.recv(4096)
+    if not chunk:
+        fail(f"connection closed during the handshake: {buf!r}")
+    buf += chunk
+head, buf = buf.split(b"\r\n\r\n", 1)
+lines = head.decode("latin-1").split("\r\n")
+if lines[0].split(" ")[1:2] != ["101"]:
+    fail(f"no upgrade: {lines[0]}")
+headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+magic = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+accept = base64.b64encode(hashlib.sha1((key + magic).encode()).digest()).decode()
+if headers.get("sec-websocket-accept") != accept:
+    fail(f"wrong Sec-WebSocket-Accept: {headers}")
+
+
+def read_exact(n):
+    global buf
+    while len(buf) < n:
+        if time.monotonic() > deadline:
+            fail("timed out")
+        chunk = sock.recv(65536)
+        if not chunk:
+            fail("connection closed")
+        buf += chunk
+    data, buf = buf[:n], buf[n:]
+    return data
+
+
+def send(opcode, payload):
+    # Client frames are masked (RFC 6455 section 5.3).
+    mask = os.urandom(4)
+    n = len(payload)
+    length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x80 | opcode]) + length + mask + masked)
+
+
+def receive():
+    """The next text message, parsed; answers pings on the way."""
+    while True:
+        b0, b1 = read_exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", read_exact(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", read_exact(8))
+        payload = read_exact(n)
+        opcode = b0 & 0x0F
+        if opcode == 0x9:
+            send(0xA, payload)
+        elif opcode == 0x8:
+            fail(f"the server closed the connection: {payload!r}")
+        elif opcode == 0x1:
+            return json.loads(payload)
+
+
+hello = receive()
+if hello.get("type") != "hello" or not hello.get("sensors"):
+    fail(f"expected a hello with sensors, got {hello}")
+readings = []
+while len(readings) < 5:
+    message = receive()
+    if message.get("type") == "reading" and message.get("values"):
+        readings.append(message)
+print(f"nginx-check: WebSocket /ws -> hello ({len(hello['sensors'])} sensors), readings like "
+      + json.dumps(readings[-1]["values"], separators=(",", ":")))
+
+next_id = 0
+
+
+def command(cmd, **extra):
+    global next_id
+    next_id += 1
+    start = time.monotonic()
+    send(0x1, json.dumps({"cmd": cmd, "id": next_id, **extra}).encode())
+    while True:
+        message = receive()
+        if message.get("type") in ("ack", "error") and message.get("id") == next_id:
+            if message["type"] != "ack":
+                fail(f"{cmd} refused: {message}")
+            print(f"nginx-check: {cmd} -> ack in {(time.monotonic() - start) * 1000:.0f} ms: "
+                  + json.dumps(message, separators=(",", ":")))
+            return message
+
+
+if command("pause")["paused"] is not True:
+    fail("pause not acknowledged as paused")
+slowest = hello["rates"][0]
+if command("rate", hz=slowest)["hz"] != slowest:
+    fail("rate change not acknowledged")
+if command("resume")["paused"] is not False:
+    fail("resume not acknowledged")
+send(0x8, struct.pack("!H", 1000))
+PY
+
+grep -q '"GET /ws HTTP/1.1" 101 ' "$WORK/logs/access.log" || fail "no 101 for /ws in nginx's access log"
+echo "nginx-check: OK (nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'))"
