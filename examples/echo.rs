@@ -22,8 +22,7 @@ fn main() -> std::io::Result<()> {
     // defaults stay sized for a board.
     let config = Config::default()
         .max_message_size(16 << 20)
-        .max_frame_size(16 << 20)
-        .read_buffer_size(64 << 10);
+        .max_frame_size(16 << 20);
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,

@@ -73,7 +73,10 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     /// 400 or 431 reply was sent; [`Error::Io`] if the stream fails or ends.
     pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
         let limit = config.max_request_size.max(1);
-        let mut buf = vec![0; limit.min(1024)];
+        // 2 KiB holds a browser's request. Being over glibc's per-thread
+        // cache limit (1 KiB), it goes back to the shared heap when freed
+        // instead of staying parked with this thread for its lifetime.
+        let mut buf = vec![0; limit.min(2048)];
         let mut filled = 0;
         loop {
             if filled == buf.len() {
@@ -123,9 +126,7 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     /// [`Error::Handshake`] if the request is not a valid upgrade, after its
     /// refusal was sent; [`Error::Io`] if writing fails.
     pub fn accept(self, accept: Accept) -> Result<Connection<S>, Error> {
-        // Not `upgrade`: the head is dropped here, so shrinking it would be
-        // a reallocation for nothing.
-        let upgraded = self.switch(accept)?;
+        let upgraded = self.switch(accept, false)?;
         Ok(Connection {
             stream: upgraded.stream,
             protocol: upgraded.protocol,
@@ -138,14 +139,12 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     /// a server keeps: the stream, the protocol (holding any bytes that
     /// followed the request) and the request head.
     pub(crate) fn upgrade(self, accept: Accept) -> Result<Upgraded<S>, Error> {
-        let mut upgraded = self.switch(accept)?;
-        upgraded.head.shrink_to_fit();
-        Ok(upgraded)
+        self.switch(accept, true)
     }
 
-    /// Validates, answers `101` and takes the handshake apart; the head
-    /// keeps the capacity of the request buffer.
-    fn switch(mut self, mut accept: Accept) -> Result<Upgraded<S>, Error> {
+    /// Validates, answers `101` and takes the handshake apart, keeping a
+    /// copy of the request head if asked to.
+    fn switch(mut self, mut accept: Accept, keep_head: bool) -> Result<Upgraded<S>, Error> {
         let request = self.request();
         let key = match request.validate(self.config) {
             Ok(key) => key,
@@ -164,12 +163,16 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
         );
         let head_len = request.len();
         let parts = self.parts;
-        let mut response = Vec::with_capacity(256);
+        let head = match keep_head {
+            true => self.buf[..head_len].to_vec(),
+            false => Vec::new(),
+        };
+        let protocol = Protocol::with_received(self.config, &self.buf[head_len..self.filled]);
+        // The request is copied out: its buffer takes the response.
+        let mut response = self.buf;
+        response.clear();
         accept.write_response(&key, &mut response);
         write_all(&mut self.stream, &response)?;
-        let protocol = Protocol::with_received(self.config, &self.buf[head_len..self.filled]);
-        let mut head = self.buf;
-        head.truncate(head_len);
         Ok(Upgraded {
             stream: self.stream,
             protocol,
@@ -643,6 +646,11 @@ pub(crate) trait Duplex {
     fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<bool, Error>;
     /// Whether our close frame has gone out.
     fn is_closing(&self) -> bool;
+    /// Whether the link has been quiet, so the next read may use a small
+    /// buffer (see [`Protocol::set_cold`]).
+    fn is_cold(&self) -> bool {
+        false
+    }
 }
 
 struct Single<'a, S> {
@@ -758,6 +766,7 @@ pub(crate) fn recv(
                 return Err(Error::Protocol(violation));
             }
         }
+        protocol.set_cold(io.is_cold());
         let n = match io.read(protocol.buffer()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -105,12 +105,16 @@ impl Counters {
 }
 
 /// A complete server frame, encoded once, shared by every queue it is in.
+///
+/// One pointer wide, so a client's queue of 64 slots costs 1 KiB.
 #[derive(Clone)]
-pub(crate) struct Frame {
-    pub(crate) bytes: Arc<[u8]>,
+pub(crate) struct Frame(Arc<FrameData>);
+
+struct FrameData {
     /// The topic it was published to; `None` for a message sent to one
     /// client.
-    pub(crate) topic: Option<Arc<str>>,
+    topic: Option<Arc<str>>,
+    bytes: Box<[u8]>,
 }
 
 impl Frame {
@@ -119,35 +123,45 @@ impl Frame {
         let mut bytes = Vec::with_capacity(len + payload.len());
         bytes.extend_from_slice(&header[..len]);
         bytes.extend_from_slice(payload);
-        Frame {
-            bytes: bytes.into(),
+        Frame(Arc::new(FrameData {
             topic,
-        }
+            bytes: bytes.into_boxed_slice(),
+        }))
+    }
+
+    /// The frame as it goes on the wire.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    pub(crate) fn topic(&self) -> Option<&Arc<str>> {
+        self.0.topic.as_ref()
     }
 }
 
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Frame")
-            .field("len", &self.bytes.len())
-            .field("topic", &self.topic)
+            .field("len", &self.0.bytes.len())
+            .field("topic", &self.0.topic)
             .finish()
     }
 }
 
-/// Everything waiting to be written to one client, and the bell that wakes
-/// its writer thread.
+/// Everything waiting to be written to one client.
 ///
-/// Data frames queue in a bounded channel; control frames owed by the
-/// reader (pong, close) and the newest frame of [`Policy::KeepLatest`]
-/// topics wait in [`Pending`], coalesced, so they are bounded too and never
-/// stuck behind a full queue.
+/// Data frames queue in a bounded channel, which the client's writer thread
+/// sleeps on. Control frames owed by the reader (pong, close) and the
+/// newest frame of [`Policy::KeepLatest`] topics wait in [`Pending`],
+/// coalesced, so they are bounded too and never stuck behind a full queue;
+/// a `None` in the channel (the bell, at most one at a time) wakes the
+/// writer to look at them.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    tx: Sender<Frame>,
-    pub(crate) rx: Receiver<Frame>,
-    bell: Sender<()>,
-    pub(crate) bell_rx: Receiver<()>,
+    tx: Sender<Option<Frame>>,
+    pub(crate) rx: Receiver<Option<Frame>>,
+    /// Whether a bell is in the channel.
+    bell_queued: AtomicBool,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     closing: AtomicBool,
@@ -181,13 +195,12 @@ enum Offer {
 
 impl Outbox {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Outbox {
-        let (tx, rx) = crossbeam_channel::bounded(max_messages.max(1));
-        let (bell, bell_rx) = crossbeam_channel::bounded(1);
+        // One more slot than messages, for the bell.
+        let (tx, rx) = crossbeam_channel::bounded(max_messages.max(1) + 1);
         Outbox {
             tx,
             rx,
-            bell,
-            bell_rx,
+            bell_queued: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
             closing: AtomicBool::new(false),
@@ -199,9 +212,43 @@ impl Outbox {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the writer; rings once however often it is called.
+    /// Wakes the writer to look at [`Pending`]; rings once however often it
+    /// is called. With the channel full the writer is awake anyway, and
+    /// looks at `Pending` after draining it.
     pub(crate) fn ring(&self) {
-        let _ = self.bell.try_send(());
+        if !self.bell_queued.swap(true, Ordering::AcqRel) && self.tx.try_send(None).is_err() {
+            self.bell_queued.store(false, Ordering::Release);
+        }
+    }
+
+    /// The next frame in the queue, without waiting; bells are skipped.
+    pub(crate) fn try_take(&self) -> Option<Frame> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Some(frame)) => {
+                    self.taken(&frame);
+                    return Some(frame);
+                }
+                Ok(None) => self.bell_queued.store(false, Ordering::Release),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for a frame or the bell; the frame, if one
+    /// came.
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> Option<Frame> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(Some(frame)) => {
+                self.taken(&frame);
+                Some(frame)
+            }
+            Ok(None) => {
+                self.bell_queued.store(false, Ordering::Release);
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Whether a close frame has been queued: nothing more is accepted.
@@ -210,26 +257,26 @@ impl Outbox {
     }
 
     /// Records that `frame` left the queue.
-    pub(crate) fn taken(&self, frame: &Frame) {
+    fn taken(&self, frame: &Frame) {
         self.queued_bytes
-            .fetch_sub(frame.bytes.len(), Ordering::Relaxed);
+            .fetch_sub(frame.bytes().len(), Ordering::Relaxed);
     }
 
     fn has_room_for(&self, frame: &Frame) -> bool {
-        self.queued_bytes.load(Ordering::Relaxed) + frame.bytes.len() <= self.max_bytes
+        self.queued_bytes.load(Ordering::Relaxed) + frame.bytes().len() <= self.max_bytes
     }
 
     fn try_queue(&self, frame: Frame) -> Result<(), Frame> {
         if !self.has_room_for(&frame) {
             return Err(frame);
         }
-        let len = frame.bytes.len();
+        let len = frame.bytes().len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match self.tx.try_send(frame) {
+        match self.tx.try_send(Some(frame)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(frame) | TrySendError::Disconnected(frame)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(frame)
+                Err(frame.expect("the frame sent"))
             }
         }
     }
@@ -241,9 +288,9 @@ impl Outbox {
         if self.is_closing() {
             return false;
         }
-        let len = frame.bytes.len();
+        let len = frame.bytes().len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if self.tx.send_timeout(frame, timeout).is_err() {
+        if self.tx.send_timeout(Some(frame), timeout).is_err() {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
@@ -282,10 +329,10 @@ impl Outbox {
                 Ok(()) => Offer::Queued,
                 Err(_) => {
                     self.close(Some(CloseCode::TRY_AGAIN_LATER), "client too slow");
-                    // What is queued will not be sent: free it now.
-                    while let Ok(old) = self.rx.try_recv() {
-                        self.taken(&old);
-                    }
+                    // What is queued will not be sent: free it now, and
+                    // ring again, as the bell may have gone with it.
+                    while self.try_take().is_some() {}
+                    self.ring();
                     Offer::Disconnect
                 }
             },
@@ -297,17 +344,14 @@ impl Outbox {
                         Ok(()) => break,
                         Err(back) => frame = back,
                     }
-                    match self.rx.try_recv() {
-                        Ok(old) => {
-                            self.taken(&old);
-                            dropped = true;
-                        }
+                    match self.try_take() {
+                        Some(_) => dropped = true,
                         // Emptied by the writer meanwhile, or larger than
                         // the whole queue: drop the new one.
-                        Err(_) if self.rx.is_empty() && !self.has_room_for(&frame) => {
+                        None if self.rx.is_empty() && !self.has_room_for(&frame) => {
                             return Offer::DroppedOldest
                         }
-                        Err(_) => {}
+                        None => {}
                     }
                 }
                 if dropped {
@@ -320,8 +364,8 @@ impl Outbox {
                 // Under the lock, so the writer cannot take the slots between
                 // a full queue and the slot being filled.
                 let mut pending = self.pending();
-                let topic = &frame.topic;
-                if let Some(slot) = pending.latest.iter_mut().find(|f| &f.topic == topic) {
+                let topic = frame.topic();
+                if let Some(slot) = pending.latest.iter_mut().find(|f| f.topic() == topic) {
                     *slot = frame.clone();
                     return Offer::Superseded;
                 }
@@ -523,7 +567,12 @@ impl Hub {
         if entry.subscribers.is_empty() && entry.policy.is_none() {
             topics.remove(topic);
         }
-        outbox.pending().topics.retain(|t| &**t != topic);
+        let mut pending = outbox.pending();
+        pending.topics.retain(|t| &**t != topic);
+        // A newest value still waiting must not arrive after this.
+        pending
+            .latest
+            .retain(|f| f.topic().is_some_and(|t| &**t != topic));
         self.inner
             .counters
             .subscriptions

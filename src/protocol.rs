@@ -67,6 +67,15 @@ struct Assembly {
     utf8_checked: usize,
 }
 
+/// The read buffer's size while the link is cold: room for a browser's
+/// command, so an idle connection holds little memory.
+const COLD_BUFFER: usize = 256;
+
+/// The least a large payload is read straight into its message at a time;
+/// the message grows by at most this much, or by doubling, ahead of the
+/// bytes that actually arrived.
+const DIRECT_CHUNK: usize = 64 << 10;
+
 /// The receive state machine of one connection (server side).
 #[derive(Debug)]
 pub struct Protocol {
@@ -75,8 +84,12 @@ pub struct Protocol {
     state: State,
     buf: Vec<u8>,
     buf_size: usize,
+    cold: bool,
     start: usize,
     end: usize,
+    /// Where in the message the last [`Protocol::buffer`] pointed, when it
+    /// lent out the message itself for a large payload.
+    direct: Option<usize>,
     header: [u8; MAX_HEADER_LEN],
     header_len: usize,
     frame: Option<Frame>,
@@ -94,8 +107,10 @@ impl Protocol {
             state: State::Open,
             buf: Vec::new(),
             buf_size: config.read_buffer_size.max(1),
+            cold: false,
             start: 0,
             end: 0,
+            direct: None,
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             frame: None,
@@ -108,8 +123,7 @@ impl Protocol {
     /// the handshake request in the same read.
     pub fn with_received(config: &Config, bytes: &[u8]) -> Self {
         let mut protocol = Protocol::new(config);
-        protocol.buf = vec![0; protocol.buf_size.max(bytes.len())];
-        protocol.buf[..bytes.len()].copy_from_slice(bytes);
+        protocol.buf = bytes.to_vec();
         protocol.end = bytes.len();
         protocol
     }
@@ -119,18 +133,46 @@ impl Protocol {
         self.state
     }
 
-    /// The free part of the read buffer, for the next read. Call
-    /// [`commit`](Self::commit) with the number of bytes read into it.
+    /// Tells whether the link is cold (quiet for a while), so the next
+    /// read needs only a small buffer: a cold connection holds 256 bytes
+    /// instead of [`Config::read_buffer_size`]. Takes effect once the
+    /// buffered bytes are used up.
     ///
-    /// It is never empty once [`next_message`](Self::next_message) has
+    /// [`Config::read_buffer_size`]: crate::Config#structfield.read_buffer_size
+    pub fn set_cold(&mut self, cold: bool) {
+        self.cold = cold;
+    }
+
+    /// Where the next read should go; call [`commit`](Self::commit) with the
+    /// number of bytes read into it.
+    ///
+    /// Usually the free part of the read buffer; for a large payload, the
+    /// message itself, so its bytes are copied once, from the socket to the
+    /// message. Never empty once [`next_message`](Self::next_message) has
     /// returned `Ok(None)`, which happens only when every byte was used.
     pub fn buffer(&mut self) -> &mut [u8] {
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.buf_size];
-        }
+        self.direct = None;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if let (Some(frame), Some(message)) = (&self.frame, &mut self.message) {
+                let remaining = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
+                if !frame.opcode.is_control() && remaining >= self.buf_size {
+                    let at = message.data.len();
+                    let chunk = remaining.min(at.max(DIRECT_CHUNK));
+                    message.data.resize(at + chunk, 0);
+                    self.direct = Some(at);
+                    return &mut message.data[at..];
+                }
+            }
+            let size = if self.cold {
+                COLD_BUFFER.min(self.buf_size)
+            } else {
+                self.buf_size
+            };
+            if self.buf.len() != size {
+                self.buf = vec![0; size];
+            }
         } else if self.end == self.buf.len() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -141,7 +183,18 @@ impl Protocol {
 
     /// Records that `n` bytes were read into [`buffer`](Self::buffer).
     pub fn commit(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        let Some(at) = self.direct.take() else {
+            self.end = (self.end + n).min(self.buf.len());
+            return;
+        };
+        let (Some(frame), Some(message)) = (&mut self.frame, &mut self.message) else {
+            return;
+        };
+        let n = n.min(message.data.len() - at);
+        message.data.truncate(at + n);
+        frame.mask_offset =
+            frame::apply_mask(&mut message.data[at..], frame.mask, frame.mask_offset);
+        frame.remaining -= n as u64;
     }
 
     /// The next complete message or control frame, `Ok(None)` when every
@@ -172,6 +225,10 @@ impl Protocol {
     }
 
     fn advance(&mut self) -> Result<Option<Message>, ProtocolError> {
+        // Text read straight into the message is checked here.
+        if let Some(message) = self.message.as_mut().filter(|m| m.text) {
+            check_utf8(message)?;
+        }
         loop {
             let Some(frame) = self.frame else {
                 if !self.read_header()? {

@@ -8,7 +8,7 @@
 //!  connection thread "boardcast-conn"       writer thread "boardcast-write"
 //!    handshake (deadline)                      owns the socket's write side
 //!    your handler(Client):                     blocks on the client's Outbox:
-//!      client.recv()  <- socket read side        bounded queue + bell
+//!      client.recv()  <- socket read side        bounded queue
 //!      client.send()  --------------------->     writes queued frames in one
 //!      pong / close replies  -------------->     writev; pings when quiet;
 //!                                                 closes unresponsive peers
@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::select;
 
 use crate::config::Config;
 use crate::connection::{self, Duplex, Handshake};
@@ -146,8 +144,14 @@ impl Tracker {
                 let _guard = guard;
                 work();
             })?;
-        self.join(|h| h.is_finished());
-        self.handles().push(handle);
+        let running = *self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let mut handles = self.handles();
+        // Joining the finished threads now and then keeps the list about as
+        // long as the running threads, at a constant cost per spawn.
+        if handles.len() >= 2 * running + 32 {
+            join_finished(&mut handles);
+        }
+        handles.push(handle);
         Ok(())
     }
 
@@ -155,15 +159,15 @@ impl Tracker {
         self.handles.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Joins the threads `pick` selects; the others stay tracked.
-    fn join(&self, pick: impl Fn(&thread::JoinHandle<()>) -> bool) {
-        let picked: Vec<_> = {
-            let mut handles = self.handles();
-            let (picked, kept) = handles.drain(..).partition(|h| pick(h));
-            *handles = kept;
-            picked
-        };
-        for handle in picked {
+    /// Joins the threads that have finished; the others stay tracked.
+    fn join_finished(&self) {
+        join_finished(&mut self.handles());
+    }
+
+    /// Joins every thread.
+    fn join_all(&self) {
+        let handles = std::mem::take(&mut *self.handles());
+        for handle in handles {
             let _ = handle.join();
         }
     }
@@ -177,6 +181,18 @@ impl Tracker {
             .wait_timeout_while(count, timeout, |n| *n > 0)
             .unwrap_or_else(|p| p.into_inner());
         *count
+    }
+}
+
+/// Joins, in place, the threads of `handles` that have finished.
+fn join_finished(handles: &mut Vec<thread::JoinHandle<()>>) {
+    let mut i = 0;
+    while i < handles.len() {
+        if handles[i].is_finished() {
+            let _ = handles.swap_remove(i).join();
+        } else {
+            i += 1;
+        }
     }
 }
 
@@ -346,6 +362,10 @@ impl Server {
             id,
             peer,
             stream,
+            outbox: Arc::new(Outbox::new(
+                self.config.queue_messages,
+                self.config.queue_bytes,
+            )),
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
             on_http: self.on_http.clone(),
@@ -396,12 +416,12 @@ impl Server {
             if left > 0 {
                 log::warn!("{left} threads did not end; is a handler ignoring recv()?");
                 // Joining those would block: leave them.
-                self.shared.threads.join(|h| h.is_finished());
+                self.shared.threads.join_finished();
                 return;
             }
         }
         // Every thread is past its work; wait for each to exit.
-        self.shared.threads.join(|_| true);
+        self.shared.threads.join_all();
     }
 }
 
@@ -470,6 +490,10 @@ struct Task {
     id: u64,
     peer: SocketAddr,
     stream: Arc<TcpStream>,
+    /// Made on the accept thread: building a channel takes a deep stack
+    /// frame, and the pages it touches on a connection thread stay resident
+    /// for the connection's life.
+    outbox: Arc<Outbox>,
     config: Arc<Config>,
     shared: Arc<Shared>,
     on_http: Option<Arc<HttpFn>>,
@@ -528,16 +552,14 @@ impl Task {
         let upgraded = handshake.upgrade(accept)?;
         stream.set_read_timeout(None)?;
 
-        let outbox = Arc::new(Outbox::new(
-            self.config.queue_messages,
-            self.config.queue_bytes,
-        ));
+        let outbox = Arc::clone(&self.outbox);
         let link = Arc::new(Link {
             id: self.id,
             shared: Arc::clone(&self.shared),
             stream: Arc::clone(stream),
             outbox: Arc::clone(&outbox),
             last_received: AtomicU64::new(self.shared.millis()),
+            cold: AtomicBool::new(true),
         });
         let writer = Writer {
             link: Arc::clone(&link),
@@ -558,10 +580,12 @@ impl Task {
             id: self.id,
             peer: self.peer,
             link,
-            protocol: upgraded.protocol,
+            state: Box::new(ClientState {
+                protocol: upgraded.protocol,
+                head: upgraded.head,
+                parts: upgraded.parts,
+            }),
             done: false,
-            head: upgraded.head,
-            parts: upgraded.parts,
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
         }))
@@ -609,7 +633,13 @@ struct Link {
     outbox: Arc<Outbox>,
     /// When bytes last arrived, in the server's milliseconds.
     last_received: AtomicU64,
+    /// Whether the last read came after a quiet spell: the link is cold,
+    /// and the next read makes do with a small buffer.
+    cold: AtomicBool,
 }
+
+/// A read that comes this long after the previous one finds the link cold.
+const COLD_AFTER_MS: u64 = 100;
 
 impl Drop for Link {
     /// The client's handler and writer are both done with it: free its
@@ -629,12 +659,19 @@ pub struct Client {
     id: u64,
     peer: SocketAddr,
     link: Arc<Link>,
-    protocol: Protocol,
+    /// On the heap: a `Client` is moved into your handler, and every copy
+    /// on the connection thread's stack deepens the pages it keeps resident.
+    state: Box<ClientState>,
     done: bool,
-    head: Vec<u8>,
-    parts: Parts,
     config: Arc<Config>,
     shared: Arc<Shared>,
+}
+
+/// The receiving state and the request, kept off the stack.
+struct ClientState {
+    protocol: Protocol,
+    head: Vec<u8>,
+    parts: Parts,
 }
 
 impl std::fmt::Debug for Client {
@@ -660,7 +697,7 @@ impl Client {
 
     /// The upgrade request: path, query, headers.
     pub fn request(&self) -> Request<'_> {
-        Request::from_parts(&self.head, self.parts)
+        Request::from_parts(&self.state.head, self.state.parts)
     }
 
     /// Receives the next message, as [`Connection::recv`](crate::Connection::recv)
@@ -676,7 +713,7 @@ impl Client {
             link: &self.link,
             shared: &self.shared,
         };
-        let result = connection::recv(&mut self.protocol, &mut self.done, &mut io);
+        let result = connection::recv(&mut self.state.protocol, &mut self.done, &mut io);
         if self.done {
             self.finish_reading();
         }
@@ -786,9 +823,10 @@ struct ClientIo<'a> {
 impl Duplex for ClientIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = (&*self.link.stream).read(buf)?;
-        self.link
-            .last_received
-            .store(self.shared.millis(), Ordering::Relaxed);
+        let now = self.shared.millis();
+        let before = self.link.last_received.swap(now, Ordering::Relaxed);
+        let cold = now.saturating_sub(before) >= COLD_AFTER_MS;
+        self.link.cold.store(cold, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -803,6 +841,10 @@ impl Duplex for ClientIo<'_> {
 
     fn is_closing(&self) -> bool {
         self.link.outbox.is_closing()
+    }
+
+    fn is_cold(&self) -> bool {
+        self.link.cold.load(Ordering::Relaxed)
     }
 }
 
@@ -911,9 +953,7 @@ impl Writer {
         // wakes the connection thread if it is blocked reading.
         let _ = self.link.stream.shutdown(Shutdown::Both);
         self.link.outbox.close(None, "");
-        while let Ok(frame) = self.link.outbox.rx.try_recv() {
-            self.link.outbox.taken(&frame);
-        }
+        while self.link.outbox.try_take().is_some() {}
     }
 
     fn serve(&self) -> End {
@@ -924,22 +964,16 @@ impl Writer {
         let mut close_sent_at: Option<Instant> = None;
         loop {
             // Wait for work, or for the next keepalive or close deadline.
-            let wait = self.next_wake(ping_sent, close_sent_at);
-            select! {
-                recv(outbox.rx) -> frame => if let Ok(frame) = frame {
-                    outbox.taken(&frame);
-                    batch.push(frame);
-                },
-                recv(outbox.bell_rx) -> _ => {},
-                default(wait) => {},
+            // An idle client keeps no batch buffer.
+            if batch.capacity() > 16 {
+                batch = Vec::new();
             }
+            let wait = self.next_wake(ping_sent, close_sent_at);
+            batch.extend(outbox.wait(wait));
             while batch.len() < MAX_BATCH {
-                match outbox.rx.try_recv() {
-                    Ok(frame) => {
-                        outbox.taken(&frame);
-                        batch.push(frame);
-                    }
-                    Err(_) => break,
+                match outbox.try_take() {
+                    Some(frame) => batch.push(frame),
+                    None => break,
                 }
             }
             let (pong, latest, close, reader_done) = {
@@ -949,8 +983,7 @@ impl Writer {
                     // waiting beside the queue: keep-latest publishers queue
                     // under this lock, and only while their topic has no
                     // frame waiting. Take it all, to write it first.
-                    while let Ok(frame) = outbox.rx.try_recv() {
-                        outbox.taken(&frame);
+                    while let Some(frame) = outbox.try_take() {
                         batch.push(frame);
                     }
                 }
@@ -1006,7 +1039,7 @@ impl Writer {
             let delivered = batch
                 .iter()
                 .chain(&latest)
-                .filter(|f| f.topic.is_some())
+                .filter(|f| f.topic().is_some())
                 .count();
             if let Err(e) = self.write(pings, &batch, &latest, closing) {
                 return End::Write(e);
@@ -1058,7 +1091,7 @@ impl Writer {
     ) -> io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 + batch.len() + latest.len());
         slices.push(IoSlice::new(pings));
-        slices.extend(batch.iter().chain(latest).map(|f| IoSlice::new(&f.bytes)));
+        slices.extend(batch.iter().chain(latest).map(|f| IoSlice::new(f.bytes())));
         slices.push(IoSlice::new(closing));
         let mut slices = &mut slices[..];
         IoSlice::advance_slices(&mut slices, 0);
