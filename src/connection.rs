@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::config::Config;
 use crate::error::{Error, HandshakeError};
 use crate::frame::{self, CloseCode, OpCode, MAX_CONTROL_PAYLOAD};
-use crate::handshake::{Accept, Parts, Request, Response, Status};
+use crate::handshake::{Accept, AcceptKey, Parts, Request, Response, Status};
 use crate::message::{CloseFrame, Message};
 use crate::protocol::Protocol;
 
@@ -125,31 +125,60 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     ///
     /// [`Error::Handshake`] if the request is not a valid upgrade, after its
     /// refusal was sent; [`Error::Io`] if writing fails.
-    pub fn accept(self, accept: Accept) -> Result<Connection<S>, Error> {
-        let upgraded = self.switch(accept, false)?;
+    pub fn accept(mut self, accept: Accept) -> Result<Connection<S>, Error> {
+        let key = self.check()?;
+        let protocol = Protocol::with_received(self.config, self.after_head());
         Ok(Connection {
-            stream: upgraded.stream,
-            protocol: upgraded.protocol,
+            stream: self.switch(accept, &key)?,
+            protocol,
             tx: Tx::default(),
             done: false,
         })
     }
 
-    /// Accepts as [`accept`](Self::accept) does, and hands over the parts
-    /// a server keeps: the stream, the protocol (holding any bytes that
-    /// followed the request) and the request head.
-    pub(crate) fn upgrade(self, accept: Accept) -> Result<Upgraded<S>, Error> {
-        self.switch(accept, true)
+    /// Accepts as [`accept`](Self::accept) does, for a server that keeps
+    /// its own handle on the stream: returns the protocol (holding any bytes
+    /// that followed the request) and a copy of the request head.
+    pub(crate) fn upgrade(mut self, accept: Accept) -> Result<Box<Received>, Error> {
+        let key = self.check()?;
+        let received = self.received();
+        self.switch(accept, &key)?;
+        Ok(received)
     }
 
-    /// Validates, answers `101` and takes the handshake apart, keeping a
-    /// copy of the request head if asked to.
-    fn switch(mut self, mut accept: Accept, keep_head: bool) -> Result<Upgraded<S>, Error> {
+    /// Not inlined: its temporaries are not on the stack below `switch`.
+    #[inline(never)]
+    fn received(&self) -> Box<Received> {
+        Box::new(Received {
+            protocol: Protocol::with_received(self.config, self.after_head()),
+            head: self.buf[..self.request().len()].to_vec(),
+            parts: self.parts,
+        })
+    }
+
+    /// The bytes that followed the request head in the same reads.
+    fn after_head(&self) -> &[u8] {
+        &self.buf[self.request().len()..self.filled]
+    }
+
+    /// The request's accept key; a refusal is sent if it is not a valid
+    /// upgrade. Not inlined, so that hashing the key runs beside the callers'
+    /// frames rather than below them: a server thread keeps every stack page
+    /// it ever touched resident.
+    #[inline(never)]
+    fn check(&mut self) -> Result<AcceptKey, Error> {
+        match self.request().validate(self.config) {
+            Ok(key) => Ok(key),
+            Err(e) => Err(refuse(&mut self.stream, e)),
+        }
+    }
+
+    /// Selects the subprotocol and answers `101 Switching Protocols`, in the
+    /// request's buffer (the request is no longer needed); returns the
+    /// stream.
+    #[inline(never)]
+    fn switch(mut self, mut accept: Accept, key: &AcceptKey) -> Result<S, Error> {
         let request = self.request();
-        let key = match request.validate(self.config) {
-            Ok(key) => key,
-            Err(e) => return Err(refuse(&mut self.stream, e)),
-        };
         if accept.selected_protocol().is_none() {
             if let Some(protocol) = request.select_protocol(&self.config.protocols) {
                 accept = accept.protocol(protocol);
@@ -161,24 +190,11 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             request.target(),
             accept.selected_protocol()
         );
-        let head_len = request.len();
-        let parts = self.parts;
-        let head = match keep_head {
-            true => self.buf[..head_len].to_vec(),
-            false => Vec::new(),
-        };
-        let protocol = Protocol::with_received(self.config, &self.buf[head_len..self.filled]);
-        // The request is copied out: its buffer takes the response.
         let mut response = self.buf;
         response.clear();
-        accept.write_response(&key, &mut response);
+        accept.write_response(key, &mut response);
         write_all(&mut self.stream, &response)?;
-        Ok(Upgraded {
-            stream: self.stream,
-            protocol,
-            head,
-            parts,
-        })
+        Ok(self.stream)
     }
 
     /// Answers with a plain HTTP response (a page, a redirect, a refusal of
@@ -207,9 +223,12 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     }
 }
 
-/// An accepted upgrade, taken apart.
-pub(crate) struct Upgraded<S> {
-    pub(crate) stream: S,
+/// What an accepted upgrade has received: the request head, and the
+/// protocol holding any bytes that followed it. Boxed, so the server moves
+/// a pointer rather than a few hundred bytes through its connection
+/// thread's stack.
+#[derive(Debug)]
+pub(crate) struct Received {
     pub(crate) protocol: Protocol,
     pub(crate) head: Vec<u8>,
     pub(crate) parts: Parts,

@@ -71,13 +71,22 @@ pub(crate) struct Parts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
+    /// The span of `range`; request heads are far below 4 GiB (the size
+    /// limit is capped there), and small spans keep parsed requests small.
+    fn new(range: Range<usize>) -> Span {
+        Span {
+            start: range.start as u32,
+            end: range.end as u32,
+        }
+    }
+
     fn range(self) -> Range<usize> {
-        self.start..self.end
+        self.start as usize..self.end as usize
     }
 }
 
@@ -107,7 +116,7 @@ impl<'b> Request<'b> {
     /// upgrades are left to [`validate`](Self::validate), so that other
     /// requests can still be answered.
     pub fn parse(buf: &'b [u8], config: &Config) -> Result<Status<Request<'b>>, HandshakeError> {
-        let limit = config.max_request_size;
+        let limit = config.max_request_size.min(u32::MAX as usize);
         let window = &buf[..buf.len().min(limit)];
         let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
             if buf.len() >= limit {
@@ -504,10 +513,7 @@ fn parse_head(head: &[u8], max_headers: usize) -> Result<Parts, HandshakeError> 
 
     let block_start = line_end + 2;
     let block_end = head.len() - 2; // before the final CRLF
-    parts.headers = Span {
-        start: block_start,
-        end: block_end,
-    };
+    parts.headers = Span::new(block_start..block_end);
     let mut pos = block_start;
     while pos < block_end {
         let end = find_crlf(head, pos).ok_or(HandshakeError::InvalidHeader)?;
@@ -550,15 +556,9 @@ fn parse_request_line(head: &[u8], end: usize, parts: &mut Parts) -> Result<(), 
         }
         _ => return Err(HandshakeError::InvalidRequestLine),
     };
-    parts.method = Span {
-        start: 0,
-        end: method.len(),
-    };
+    parts.method = Span::new(0..method.len());
     let start = method.len() + 1;
-    parts.target = Span {
-        start,
-        end: start + target.len(),
-    };
+    parts.target = Span::new(start..start + target.len());
     parse_target(target, start, parts)
 }
 
@@ -591,14 +591,8 @@ fn parse_target(target: &[u8], offset: usize, parts: &mut Parts) -> Result<(), H
     };
     let query = target[path_start..].iter().position(|&b| b == b'?');
     let path_end = query.map_or(target.len(), |q| path_start + q);
-    parts.path = Span {
-        start: offset + path_start,
-        end: offset + path_end,
-    };
-    parts.query = query.map(|_| Span {
-        start: offset + path_end + 1,
-        end: offset + target.len(),
-    });
+    parts.path = Span::new(offset + path_start..offset + path_end);
+    parts.query = query.map(|_| Span::new(offset + path_end + 1..offset + target.len()));
     Ok(())
 }
 
@@ -632,10 +626,7 @@ fn parse_header(
         return Err(HandshakeError::InvalidHeader);
     };
     let value_start = start + colon + 1 + (raw.len() - raw.trim_ascii_start().len());
-    let span = Span {
-        start: value_start,
-        end: value_start + value.len(),
-    };
+    let span = Span::new(value_start..value_start + value.len());
     let once = |slot: &mut Option<Span>| {
         if slot.replace(span).is_some() {
             return Err(HandshakeError::DuplicateHeader);

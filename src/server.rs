@@ -25,14 +25,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::connection::{self, Duplex, Handshake};
+use crate::connection::{self, Duplex, Handshake, Received};
 use crate::error::Error;
 use crate::error::HandshakeError;
 use crate::frame::{self, CloseCode, OpCode};
-use crate::handshake::{Accept, Parts, Request, Response};
+use crate::handshake::{Accept, Request, Response};
 use crate::hub::{bump, Counters, Frame, Hub, Outbox};
 use crate::message::Message;
-use crate::protocol::Protocol;
 
 type HttpFn = dyn Fn(&Request<'_>) -> Response + Send + Sync;
 type UpgradeFn = dyn Fn(&Request<'_>) -> Result<Accept, Response> + Send + Sync;
@@ -131,7 +130,10 @@ impl Tracker {
         ThreadGuard(Arc::clone(self))
     }
 
-    /// Spawns a thread that counts as running until `work` returns.
+    /// Spawns a thread that counts as running until `work` returns. Not
+    /// inlined: a connection thread calls it, and its frame would stay
+    /// below the handler's for the connection's life.
+    #[inline(never)]
     fn spawn<F>(self: &Arc<Self>, name: &str, stack_size: usize, work: F) -> io::Result<()>
     where
         F: FnOnce() + Send + 'static,
@@ -503,20 +505,50 @@ struct Task {
 
 impl Task {
     fn run(self) {
-        let client = match self.handshake() {
-            Ok(Some(client)) => client,
+        let Some(client) = self.upgrade() else {
+            return;
+        };
+        let writer = Writer {
+            link: Arc::clone(&client.link),
+            config: Arc::clone(&self.config),
+            shared: Arc::clone(&self.shared),
+        };
+        let spawned =
+            self.shared
+                .threads
+                .spawn("boardcast-write", self.config.stack_size, move || {
+                    writer.run()
+                });
+        if let Err(e) = spawned {
+            log::warn!("cannot spawn a writer thread: {e}");
+            let _ = client.link.stream.shutdown(Shutdown::Both);
+            return;
+        }
+        (self.handler)(client);
+    }
+
+    /// The upgraded client, or `None` when the request was plain HTTP or
+    /// the handshake failed.
+    ///
+    /// Not inlined: the handshake's deep frames are gone before the handler
+    /// runs, so the handler starts high on the stack. A connection thread
+    /// keeps every stack page it ever touched resident, so its depth is
+    /// memory.
+    #[inline(never)]
+    fn upgrade(&self) -> Option<Client> {
+        match self.handshake() {
+            Ok(Some(client)) => Some(client),
             Ok(None) => {
                 self.shared.connections().remove(&self.id);
-                return;
+                None
             }
             Err(e) => {
                 log::debug!("handshake with {} failed: {e}", self.peer);
                 bump(&self.shared.counters.handshake_failed);
                 self.shared.connections().remove(&self.id);
-                return;
+                None
             }
-        };
-        (self.handler)(client);
+        }
     }
 
     /// Reads and answers the request; `Ok(None)` when it was plain HTTP.
@@ -551,7 +583,15 @@ impl Task {
         };
         let upgraded = handshake.upgrade(accept)?;
         stream.set_read_timeout(None)?;
+        Ok(Some(self.connect(upgraded)))
+    }
 
+    /// The client of an accepted upgrade. Apart, and not inlined, so that
+    /// its locals are not on the stack while the handshake runs: a thread
+    /// keeps every stack page it touched resident for life.
+    #[inline(never)]
+    fn connect(&self, received: Box<Received>) -> Client {
+        let stream = &self.stream;
         let outbox = Arc::clone(&self.outbox);
         let link = Arc::new(Link {
             id: self.id,
@@ -560,35 +600,22 @@ impl Task {
             outbox: Arc::clone(&outbox),
             last_received: AtomicU64::new(self.shared.millis()),
             cold: AtomicBool::new(true),
+            cut: AtomicBool::new(false),
         });
-        let writer = Writer {
-            link: Arc::clone(&link),
-            config: Arc::clone(&self.config),
-            shared: Arc::clone(&self.shared),
-        };
-        self.shared
-            .threads
-            .spawn("boardcast-write", self.config.stack_size, move || {
-                writer.run()
-            })?;
         if let Some(live) = self.shared.connections().get_mut(&self.id) {
             live.outbox = Some(Arc::clone(&outbox));
         }
         self.shared.counters.clients.fetch_add(1, Ordering::Relaxed);
         log::debug!("client {} connected from {}", self.id, self.peer);
-        Ok(Some(Client {
+        Client {
             id: self.id,
             peer: self.peer,
             link,
-            state: Box::new(ClientState {
-                protocol: upgraded.protocol,
-                head: upgraded.head,
-                parts: upgraded.parts,
-            }),
+            state: received,
             done: false,
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
-        }))
+        }
     }
 }
 
@@ -636,6 +663,10 @@ struct Link {
     /// Whether the last read came after a quiet spell: the link is cold,
     /// and the next read makes do with a small buffer.
     cold: AtomicBool,
+    /// Whether the writer cut the connection (keepalive, failed write):
+    /// the end of the stream the reader then sees is an error for the
+    /// handler, not a clean close, even though the outbox is closing.
+    cut: AtomicBool,
 }
 
 /// A read that comes this long after the previous one finds the link cold.
@@ -661,17 +692,10 @@ pub struct Client {
     link: Arc<Link>,
     /// On the heap: a `Client` is moved into your handler, and every copy
     /// on the connection thread's stack deepens the pages it keeps resident.
-    state: Box<ClientState>,
+    state: Box<Received>,
     done: bool,
     config: Arc<Config>,
     shared: Arc<Shared>,
-}
-
-/// The receiving state and the request, kept off the stack.
-struct ClientState {
-    protocol: Protocol,
-    head: Vec<u8>,
-    parts: Parts,
 }
 
 impl std::fmt::Debug for Client {
@@ -840,7 +864,7 @@ impl Duplex for ClientIo<'_> {
     }
 
     fn is_closing(&self) -> bool {
-        self.link.outbox.is_closing()
+        self.link.outbox.is_closing() && !self.link.cut.load(Ordering::Acquire)
     }
 
     fn is_cold(&self) -> bool {
@@ -948,6 +972,9 @@ impl Writer {
                     bump(&counters.disconnected_write);
                 }
             }
+        }
+        if !matches!(end, End::Done) {
+            self.link.cut.store(true, Ordering::Release);
         }
         // The server closes the TCP connection (RFC 6455 §7.1.1); this also
         // wakes the connection thread if it is blocked reading.
