@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 30; run it for 900 or more
 # by hand before a release). Needs the nightly toolchain; installs cargo-fuzz
-# if it is missing. Fails on the first crash, leaving the input in
-# fuzz/artifacts/<target>/.
+# if it is missing. Fails if a target does not build or finds a crash (the
+# input is left in fuzz/artifacts/<target>/).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
@@ -18,16 +18,19 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 
+mkdir -p target
 for target in "${targets[@]}"; do
     echo "==> fuzzing $target for ${seconds}s"
+    log=target/fuzz-$target.log
     # The seeds in corpus/<target>/seed-* stay; what the run finds is kept
     # beside them (ignored by git) for the next run.
-    cargo +nightly fuzz run "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 -print_final_stats=1 2>&1 |
-        grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|panicked|SUMMARY' || true
-    if [ -n "$(ls -A "artifacts/$target" 2>/dev/null)" ]; then
-        echo "fuzz target $target failed: see fuzz/artifacts/$target/" >&2
+    if ! cargo +nightly fuzz run "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 -print_final_stats=1 \
+        >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "fuzz target $target failed; log: fuzz/$log, inputs: fuzz/artifacts/$target/" >&2
         exit 1
     fi
+    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
 done
 echo "==> fuzzing passed: ${targets[*]}"
