@@ -53,7 +53,7 @@ pub struct Config {
     /// The most connections the [`Server`](crate::Server) serves at once,
     /// handshakes included. Past it a new connection gets `503 Service
     /// Unavailable` with `Retry-After` and is closed, and no thread is
-    /// spawned for it. Default 256: two threads and about 24 KiB each.
+    /// spawned for it. Default 256: two threads and about 22 KiB of memory each.
     pub max_connections: usize,
     /// The stack size of each connection thread and writer thread. Default
     /// 64 KiB, ample for boardcast itself; raise it if your handler needs

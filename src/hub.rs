@@ -24,7 +24,9 @@ use crate::message::Message;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
     /// Close the client with code 1013 (try again later): it keeps every
-    /// message it gets in order, or none. The default.
+    /// message it gets in order, or none. The default. Its queue is freed at
+    /// once; the close frame follows the write in progress, and a client
+    /// that reads nothing at all is cut at the write timeout.
     #[default]
     Disconnect,
     /// Drop the oldest queued message to make room: the client keeps up with

@@ -260,7 +260,7 @@ impl Server {
 
     /// Decides on each valid upgrade request: `Ok` accepts it (choosing a
     /// subprotocol, adding headers), `Err` answers with that response
-    /// instead (any status and body). Without it every upgrade is accepted.
+    /// instead (any status and body). Without it every upgrade is accepted, on any path.
     pub fn on_upgrade<F>(mut self, decide: F) -> Self
     where
         F: Fn(&Request<'_>) -> Result<Accept, Response> + Send + Sync + 'static,
@@ -294,7 +294,9 @@ impl Server {
     /// the connections that remain), and returns.
     ///
     /// The handler should return once [`Client::recv`] returns `Ok(None)` or
-    /// an error; a handler that never returns keeps its thread alive.
+    /// an error. A handler that never returns keeps its thread alive: after
+    /// `shutdown_timeout` its connection is cut, and `run` returns
+    /// `close_timeout` later without it.
     ///
     /// # Errors
     ///
