@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, Once, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use boardcast::{Client, Config, Hub, Server, ShutdownHandle, Stats};
+use boardcast::{Client, Config, Error, Hub, Message, Server, ShutdownHandle, Stats};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Response as WsResponse;
 use tungstenite::protocol::WebSocketConfig;
@@ -502,4 +502,123 @@ impl Progress {
             *counts
         );
     }
+}
+
+/// An echo handler: data messages go back as they came.
+pub fn echo(mut client: Client) {
+    while let Ok(Some(message)) = client.recv() {
+        if message.is_data() {
+            let _ = client.send(message);
+        }
+    }
+}
+
+/// How a served client's connection ended: what its handler received, and
+/// what its last `recv` returned (`Ok(())` for `Ok(None)`).
+#[derive(Debug)]
+pub struct Served {
+    pub messages: Vec<Message>,
+    pub end: Result<(), Error>,
+}
+
+/// An echo handler that reports each connection's [`Served`] when it ends.
+pub fn echo_reporting() -> (
+    impl Fn(Client) + Send + Sync + 'static,
+    mpsc::Receiver<Served>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let handler = move |mut client: Client| {
+        let mut messages = Vec::new();
+        let end = loop {
+            match client.recv() {
+                Ok(Some(message)) => {
+                    if message.is_data() {
+                        let _ = client.send(message.clone());
+                    }
+                    messages.push(message);
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let served = Served { messages, end };
+        let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(served);
+    };
+    (handler, rx)
+}
+
+/// The next connection's report; fails the test after [`TIMEOUT`].
+pub fn next_served(reports: &mpsc::Receiver<Served>) -> Served {
+    reports
+        .recv_timeout(TIMEOUT)
+        .expect("no handler finished in time (or one panicked)")
+}
+
+/// Checks that the server still serves: a new client's text is echoed, and
+/// it closes cleanly.
+pub fn assert_served(addr: SocketAddr) {
+    let mut ws = connect(addr, "/");
+    send_text(&mut ws, "still served");
+    assert_eq!(next_text(&mut ws), "still served");
+    close(ws);
+}
+
+/// The header of a masked client frame claiming `len` payload bytes, with
+/// the shortest length encoding.
+pub fn client_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&CLIENT_MASK);
+    out
+}
+
+const CLIENT_MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A whole masked client frame of any length.
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = client_header(fin, opcode, payload.len() as u64);
+    out.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ CLIENT_MASK[i % 4]),
+    );
+    out
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer's FIN.
+    Eof,
+    /// A reset.
+    Reset,
+}
+
+/// Reads and discards until the stream ends, at most `limit` bytes, and
+/// tells how it ended; panics if it does not within the read timeout.
+pub fn read_to_end(stream: &mut TcpStream, limit: usize) -> (Ending, usize) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    while total <= limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return (Ending::Eof, total),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return (Ending::Reset, total),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("the stream did not end: {e} after {total} bytes"),
+        }
+    }
+    panic!("more than {limit} bytes and the stream is still open");
 }
