@@ -71,10 +71,11 @@ struct Assembly {
 /// command, so an idle connection holds little memory.
 const COLD_BUFFER: usize = 256;
 
-/// The least a large payload is read straight into its message at a time;
-/// the message grows by at most this much, or by doubling, ahead of the
-/// bytes that actually arrived.
+/// How much of a large payload is first read straight into its message.
 const DIRECT_CHUNK: usize = 64 << 10;
+
+/// The most read straight into a message at once.
+const MAX_DIRECT_CHUNK: usize = 1 << 20;
 
 /// The receive state machine of one connection (server side).
 #[derive(Debug)]
@@ -90,6 +91,10 @@ pub struct Protocol {
     /// Where in the message the last [`Protocol::buffer`] pointed, when it
     /// lent out the message itself for a large payload.
     direct: Option<usize>,
+    /// The size of the next direct read (zeroed first): it doubles while
+    /// reads fill it and shrinks to what arrives, so a fast sender's payload
+    /// takes few reads and a trickling one costs little zeroing.
+    direct_chunk: usize,
     header: [u8; MAX_HEADER_LEN],
     header_len: usize,
     frame: Option<Frame>,
@@ -111,6 +116,7 @@ impl Protocol {
             start: 0,
             end: 0,
             direct: None,
+            direct_chunk: DIRECT_CHUNK,
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             frame: None,
@@ -159,7 +165,7 @@ impl Protocol {
                 let remaining = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
                 if !frame.opcode.is_control() && remaining >= self.buf_size {
                     let at = message.data.len();
-                    let chunk = remaining.min(at.max(DIRECT_CHUNK));
+                    let chunk = remaining.min(self.direct_chunk.max(self.buf_size));
                     message.data.resize(at + chunk, 0);
                     self.direct = Some(at);
                     return &mut message.data[at..];
@@ -190,8 +196,14 @@ impl Protocol {
         let (Some(frame), Some(message)) = (&mut self.frame, &mut self.message) else {
             return;
         };
-        let n = n.min(message.data.len() - at);
+        let chunk = message.data.len() - at;
+        let n = n.min(chunk);
         message.data.truncate(at + n);
+        self.direct_chunk = if n == chunk {
+            (2 * chunk).min(MAX_DIRECT_CHUNK)
+        } else {
+            (2 * n).clamp(self.buf_size, MAX_DIRECT_CHUNK)
+        };
         frame.mask_offset =
             frame::apply_mask(&mut message.data[at..], frame.mask, frame.mask_offset);
         frame.remaining -= n as u64;
@@ -793,6 +805,54 @@ pub(crate) mod tests {
             feed_in(&Config::default(), &concat(&frames), 4096),
             [Ok(Message::Text("a".repeat(1000)))]
         );
+    }
+
+    #[test]
+    fn large_payloads_are_read_straight_into_the_message() {
+        let config = Config::default()
+            .read_buffer_size(1024)
+            .max_frame_size(1 << 20)
+            .max_message_size(1 << 20);
+        let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let wire = client_frame(true, 0x2, &payload);
+        let mut protocol = Protocol::new(&config);
+        let mut rest = &wire[..];
+        let mut offered = Vec::new();
+        while !rest.is_empty() {
+            let buf = protocol.buffer();
+            offered.push(buf.len());
+            // A sender that fills every read it is offered.
+            let n = buf.len().min(rest.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            protocol.commit(n);
+            rest = &rest[n..];
+            if let Some(message) = protocol.next_message().unwrap() {
+                assert_eq!(message, Message::Binary(payload.clone()));
+            }
+        }
+        // The read buffer once, then the message: 64 KiB, doubling.
+        assert_eq!(offered[..3], [1024, 64 << 10, 128 << 10]);
+        assert!(offered.len() <= 5, "{offered:?}");
+    }
+
+    #[test]
+    fn a_trickled_payload_costs_little_zeroing() {
+        let config = Config::default().read_buffer_size(1024);
+        let wire = client_frame(true, 0x2, &[7; 100_000]);
+        let mut protocol = Protocol::new(&config);
+        let mut largest_late_offer = 0;
+        for (i, byte) in wire.iter().enumerate() {
+            let buf = protocol.buffer();
+            if i > 100 {
+                largest_late_offer = largest_late_offer.max(buf.len());
+            }
+            buf[0] = *byte;
+            protocol.commit(1);
+            let _ = protocol.next_message().unwrap();
+        }
+        // After the first direct read comes back short, each read is offered
+        // (and zeroes) about a read buffer, not the rest of the payload.
+        assert!(largest_late_offer <= 1024, "{largest_late_offer}");
     }
 
     #[test]
