@@ -87,9 +87,12 @@ pub struct Config {
     /// The most messages waiting to be written to one client. Default 32:
     /// three seconds of readings at 10 Hz.
     pub queue_messages: usize,
-    /// The most bytes of published messages waiting to be written to one
-    /// client. Default 256 KiB; the frames are shared between clients, so
-    /// this bounds the backlog, not a copy per client.
+    /// The most bytes waiting to be written to one client. Default 256 KiB.
+    /// A published message past it meets the topic's [`Policy`] (its frame
+    /// is shared between clients, so this bounds the backlog, not a copy per
+    /// client); a handler's own send waits for room, up to
+    /// `write_timeout`. A single message larger than this waits for an
+    /// empty queue.
     pub queue_bytes: usize,
     /// What the hub does when a client's queue is full: the default
     /// [`Policy`] of every topic. Default [`Policy::Disconnect`].

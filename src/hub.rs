@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -168,6 +169,10 @@ pub(crate) struct Outbox {
     max_bytes: usize,
     closing: AtomicBool,
     pending: Mutex<Pending>,
+    /// Signalled when the writer has taken frames and a handler waits for
+    /// byte room (`waiting` of them).
+    space: Condvar,
+    waiting: AtomicUsize,
 }
 
 /// What waits beside the queue; the writer takes it all at each wake-up.
@@ -207,6 +212,8 @@ impl Outbox {
             max_bytes,
             closing: AtomicBool::new(false),
             pending: Mutex::new(Pending::default()),
+            space: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -284,19 +291,56 @@ impl Outbox {
     }
 
     /// Queues a message for this client alone, waiting while the queue is
-    /// full: a handler that sends faster than its client reads is slowed
-    /// down, not buffered without bound. Gives up after `timeout`.
-    pub(crate) fn send(&self, frame: Frame, timeout: std::time::Duration) -> bool {
+    /// full, in messages or in bytes (a message larger than the byte bound
+    /// waits for an empty queue): a handler that sends faster than its
+    /// client reads is slowed down, not buffered without bound. Gives up
+    /// after `timeout`.
+    pub(crate) fn send(&self, frame: Frame, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let len = frame.bytes().len();
+        let fits = || {
+            let queued = self.queued_bytes.load(Ordering::Acquire);
+            queued == 0 || queued + len <= self.max_bytes
+        };
+        if !fits() {
+            let mut pending = self.pending();
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            while !fits() && !self.is_closing() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pending = self
+                    .space
+                    .wait_timeout(pending, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            if !fits() {
+                return false;
+            }
+        }
         if self.is_closing() {
             return false;
         }
-        let len = frame.bytes().len();
-        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if self.tx.send_timeout(Some(frame), timeout).is_err() {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if self.tx.send_timeout(Some(frame), left).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
         true
+    }
+
+    /// Wakes handlers waiting in [`send`](Self::send) for room; the writer
+    /// calls it after taking frames, with no lock held.
+    pub(crate) fn notify_space(&self) {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            // Taking the lock orders this after a waiter's check.
+            drop(self.pending());
+            self.space.notify_all();
+        }
     }
 
     /// Queues our close frame (at most once); returns whether one had
@@ -309,6 +353,7 @@ impl Outbox {
         pending.close = Some((code, reason.to_owned()));
         drop(pending);
         self.ring();
+        self.space.notify_all();
         false
     }
 
@@ -588,5 +633,54 @@ impl Hub {
         for topic in topics {
             let _ = self.unsubscribe(&topic, outbox);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize) -> Frame {
+        Frame::encode(OpCode::Binary, &vec![0; len], None)
+    }
+
+    #[test]
+    fn handler_sends_are_bounded_in_bytes() {
+        let outbox = Outbox::new(32, 1000);
+        let short = Duration::from_millis(20);
+        assert!(outbox.send(frame(400), short));
+        assert!(outbox.send(frame(400), short));
+        // 800 + 404 > 1000: no room, however many message slots are free.
+        assert!(!outbox.send(frame(400), short));
+        // Taking one frame makes room for a sender that waits.
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| outbox.send(frame(400), Duration::from_secs(10)));
+            assert!(outbox.try_take().is_some());
+            outbox.notify_space();
+            // A wake-up that came before the waiter slept is not lost: it
+            // checks for room under the lock first.
+            assert!(waiter.join().unwrap());
+        });
+    }
+
+    #[test]
+    fn a_message_larger_than_the_bound_waits_for_an_empty_queue() {
+        let outbox = Outbox::new(32, 1000);
+        let short = Duration::from_millis(20);
+        assert!(outbox.send(frame(5000), short));
+        assert!(!outbox.send(frame(10), short));
+        assert!(outbox.try_take().is_some());
+        assert!(outbox.send(frame(5000), short));
+    }
+
+    #[test]
+    fn closing_releases_a_waiting_sender() {
+        let outbox = Outbox::new(32, 100);
+        assert!(outbox.send(frame(90), Duration::from_millis(20)));
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| outbox.send(frame(90), Duration::from_secs(60)));
+            outbox.close(Some(CloseCode::NORMAL), "");
+            assert!(!waiter.join().unwrap());
+        });
     }
 }

@@ -751,9 +751,11 @@ impl Client {
         self.link.outbox.ring();
     }
 
-    /// Queues a message for this client. Waits while its queue is full, at
-    /// most [`write_timeout`](Config#structfield.write_timeout): a handler
-    /// that outpaces its client is slowed down, not buffered without bound.
+    /// Queues a message for this client. Waits while its queue is full (in
+    /// [`queue_messages`](Config#structfield.queue_messages) or
+    /// [`queue_bytes`](Config#structfield.queue_bytes)), at most
+    /// [`write_timeout`](Config#structfield.write_timeout): a handler that
+    /// outpaces its client is slowed down, not buffered without bound.
     ///
     /// # Errors
     ///
@@ -1064,6 +1066,7 @@ impl Writer {
                 }
                 encode_into(&mut control, OpCode::Close, &payload);
             }
+            outbox.notify_space();
             let (pings, closing) = control.split_at(close_at);
             let delivered = batch
                 .iter()
