@@ -13,15 +13,21 @@ use boardcast::Config;
 use runtime::{Running, Ws, TIMEOUT};
 
 const CLIENTS: usize = 1000;
-/// Under the default `queue_messages` (64): a burst fits every queue.
+/// Under `QUEUE`: a burst fits every queue.
 const BURST: u64 = 50;
+/// Each client's `queue_messages` (the default is 32, under the burst).
+const QUEUE: usize = 64;
 const READERS: usize = 4;
 const TOPIC: &str = "burst";
 
 #[test]
 fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
     let baseline = runtime::threads();
-    let server = runtime::server(Config::default().max_connections(CLIENTS + 10));
+    let server = runtime::server(
+        Config::default()
+            .max_connections(CLIENTS + 10)
+            .queue_messages(QUEUE),
+    );
     let running = Running::start(server, |mut client| {
         client.subscribe(TOPIC);
         while let Ok(Some(_)) = client.recv() {}
