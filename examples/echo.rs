@@ -34,6 +34,7 @@ fn main() -> std::io::Result<()> {
         let config = config.clone();
         thread::Builder::new()
             .name("echo-client".into())
+            .stack_size(config.stack_size)
             .spawn(move || {
                 let _ = stream.set_nodelay(true);
                 if let Err(e) = echo(stream, &config) {
