@@ -642,8 +642,21 @@ fn close_payload(
 /// Writes a header and payload with as few system calls as the stream
 /// allows (one `writev` on a socket), then flushes.
 fn write_frame<W: Write>(stream: &mut W, header: &[u8], payload: &[u8]) -> io::Result<()> {
-    let mut slices = [IoSlice::new(header), IoSlice::new(payload)];
-    let mut slices = &mut slices[..];
+    write_all_vectored(
+        &mut *stream,
+        &mut [IoSlice::new(header), IoSlice::new(payload)],
+    )?;
+    stream.flush()
+}
+
+/// Writes every slice, in as few `writev` calls as the stream allows;
+/// empty slices (nothing at all, even) are fine.
+pub(crate) fn write_all_vectored<W: Write>(
+    mut stream: W,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    // Drops leading empty slices, so an empty write is no write.
+    IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         match stream.write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -652,7 +665,7 @@ fn write_frame<W: Write>(stream: &mut W, header: &[u8], payload: &[u8]) -> io::R
             Err(e) => return Err(e),
         }
     }
-    stream.flush()
+    Ok(())
 }
 
 /// What the receive loop needs from the stream: bytes in, and a way to

@@ -1125,17 +1125,7 @@ impl Writer {
         slices.push(IoSlice::new(pings));
         slices.extend(batch.iter().chain(latest).map(|f| IoSlice::new(f.bytes())));
         slices.push(IoSlice::new(closing));
-        let mut slices = &mut slices[..];
-        IoSlice::advance_slices(&mut slices, 0);
-        while !slices.is_empty() {
-            match (&*self.link.stream).write_vectored(slices) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut slices, n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        connection::write_all_vectored(&*self.link.stream, &mut slices)
     }
 }
 
