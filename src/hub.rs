@@ -11,8 +11,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -151,28 +154,61 @@ impl fmt::Debug for Frame {
     }
 }
 
-/// Everything waiting to be written to one client.
+/// Everything waiting to be written to one client, and the client's socket.
 ///
-/// Data frames queue in a bounded channel, which the client's writer thread
-/// sleeps on. Control frames owed by the reader (pong, close) and the
-/// newest frame of [`Policy::KeepLatest`] topics wait in [`Pending`],
-/// coalesced, so they are bounded too and never stuck behind a full queue;
-/// a `None` in the channel (the bell, at most one at a time) wakes the
-/// writer to look at them.
+/// Data frames queue in a bounded channel. Two kinds of thread write them,
+/// one at a time (whoever holds [`Wire`]):
+/// - the hub's flusher, for published frames: it visits each client with
+///   frames queued and writes them without blocking, many clients per
+///   wake-up, so a publish costs no thread switch per client;
+/// - the client's own writer thread, which may block (up to the write
+///   timeout): for what the socket would not take at once, for a handler's
+///   sends, and for control frames.
+///
+/// Control frames owed by the reader (pong, close) and the newest frame of
+/// [`Policy::KeepLatest`] topics wait in [`Pending`], coalesced, so they are
+/// bounded too and never stuck behind a full queue; `rung` tells the writer
+/// to look at them.
+///
+/// The writer sleeps in `thread::park`; whoever needs it unparks it. A
+/// wake-up is one futex call, where crossbeam's blocking `recv` spins and
+/// yields first, which with hundreds of writers on one core costs more
+/// than the writes.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    tx: Sender<Option<Frame>>,
-    pub(crate) rx: Receiver<Option<Frame>>,
-    /// Whether a bell is in the channel.
-    bell_queued: AtomicBool,
+    tx: Sender<Frame>,
+    pub(crate) rx: Receiver<Frame>,
+    /// The client's socket; `None` in unit tests.
+    stream: Option<Arc<TcpStream>>,
+    /// The writer thread, once it runs.
+    writer: OnceLock<Thread>,
+    /// Whether [`Pending`] may hold work for the writer.
+    rung: AtomicBool,
+    /// Whether the client is in the flusher's list.
+    dirty: AtomicBool,
+    wire: Mutex<Wire>,
+    /// Odd while the flusher has the socket in non-blocking mode (with
+    /// `nonblocking` locked): a read that fails with `WouldBlock` then was
+    /// not timed out, and is retried. See [`read`](Self::read).
+    window: AtomicU64,
+    nonblocking: Mutex<()>,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     closing: AtomicBool,
     pending: Mutex<Pending>,
-    /// Signalled when the writer has taken frames and a handler waits for
-    /// byte room (`waiting` of them).
+    /// Signalled when frames are taken and a handler waits for byte room
+    /// (`waiting` of them).
     space: Condvar,
     waiting: AtomicUsize,
+}
+
+/// The right to write to the client's socket, and what a write left over.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    /// Frames the socket did not take, in order; `offset` bytes of the
+    /// first are out. They go before anything else.
+    pub(crate) unsent: Vec<Frame>,
+    pub(crate) offset: usize,
 }
 
 /// What waits beside the queue; the writer takes it all at each wake-up.
@@ -200,14 +236,31 @@ enum Offer {
     Closed,
 }
 
+/// What the flusher did with one client.
+enum Flushed {
+    /// Nothing left for the flusher, or the writer has it.
+    Done,
+    /// Frames remain queued: visit again.
+    More,
+}
+
 impl Outbox {
-    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Outbox {
-        // One more slot than messages, for the bell.
-        let (tx, rx) = crossbeam_channel::bounded(max_messages.max(1) + 1);
+    pub(crate) fn new(
+        max_messages: usize,
+        max_bytes: usize,
+        stream: Option<Arc<TcpStream>>,
+    ) -> Outbox {
+        let (tx, rx) = crossbeam_channel::bounded(max_messages.max(1));
         Outbox {
             tx,
             rx,
-            bell_queued: AtomicBool::new(false),
+            stream,
+            writer: OnceLock::new(),
+            rung: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            wire: Mutex::default(),
+            window: AtomicU64::new(0),
+            nonblocking: Mutex::new(()),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
             closing: AtomicBool::new(false),
@@ -221,54 +274,56 @@ impl Outbox {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the writer to look at [`Pending`]; rings once however often it
-    /// is called. With the channel full the writer is awake anyway, and
-    /// looks at `Pending` after draining it.
+    /// The right to write to the socket; the writer thread waits for it
+    /// (the flusher holds it only for a non-blocking write).
+    pub(crate) fn wire(&self) -> MutexGuard<'_, Wire> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the writer to look at [`Pending`].
     pub(crate) fn ring(&self) {
-        if !self.bell_queued.swap(true, Ordering::AcqRel) && self.tx.try_send(None).is_err() {
-            self.bell_queued.store(false, Ordering::Release);
+        self.rung.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Whether [`ring`](Self::ring) was called since the last call; the
+    /// writer calls it before it looks at [`Pending`].
+    pub(crate) fn take_rung(&self) -> bool {
+        self.rung.swap(false, Ordering::AcqRel)
+    }
+
+    /// Makes the calling thread the one [`park`](Self::park) parks.
+    pub(crate) fn attach_writer(&self) {
+        let _ = self.writer.set(thread::current());
+    }
+
+    /// Unparks the writer. Cheap when it is awake: the token makes its next
+    /// park return at once, so no wake-up is lost between its last look for
+    /// work and its park.
+    pub(crate) fn wake(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
         }
     }
 
-    /// The next frame in the queue, without waiting; bells are skipped.
+    /// The writer waits at most `timeout` for work, or until woken.
+    pub(crate) fn park(&self, timeout: Duration) {
+        if !self.rung.load(Ordering::Acquire) && self.rx.is_empty() {
+            thread::park_timeout(timeout);
+        }
+    }
+
+    /// The next frame in the queue, without waiting.
     pub(crate) fn try_take(&self) -> Option<Frame> {
-        loop {
-            match self.rx.try_recv() {
-                Ok(Some(frame)) => {
-                    self.taken(&frame);
-                    return Some(frame);
-                }
-                Ok(None) => self.bell_queued.store(false, Ordering::Release),
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Waits at most `timeout` for a frame or the bell; the frame, if one
-    /// came.
-    pub(crate) fn wait(&self, timeout: std::time::Duration) -> Option<Frame> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(Some(frame)) => {
-                self.taken(&frame);
-                Some(frame)
-            }
-            Ok(None) => {
-                self.bell_queued.store(false, Ordering::Release);
-                None
-            }
-            Err(_) => None,
-        }
+        let frame = self.rx.try_recv().ok()?;
+        self.queued_bytes
+            .fetch_sub(frame.bytes().len(), Ordering::Relaxed);
+        Some(frame)
     }
 
     /// Whether a close frame has been queued: nothing more is accepted.
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
-    }
-
-    /// Records that `frame` left the queue.
-    fn taken(&self, frame: &Frame) {
-        self.queued_bytes
-            .fetch_sub(frame.bytes().len(), Ordering::Relaxed);
     }
 
     fn has_room_for(&self, frame: &Frame) -> bool {
@@ -281,11 +336,11 @@ impl Outbox {
         }
         let len = frame.bytes().len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match self.tx.try_send(Some(frame)) {
+        match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(frame) | TrySendError::Disconnected(frame)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(frame.expect("the frame sent"))
+                Err(frame)
             }
         }
     }
@@ -294,7 +349,7 @@ impl Outbox {
     /// full, in messages or in bytes (a message larger than the byte bound
     /// waits for an empty queue): a handler that sends faster than its
     /// client reads is slowed down, not buffered without bound. Gives up
-    /// after `timeout`.
+    /// after `timeout`. The writer thread sends it.
     pub(crate) fn send(&self, frame: Frame, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let len = frame.bytes().len();
@@ -326,15 +381,16 @@ impl Outbox {
         }
         self.queued_bytes.fetch_add(len, Ordering::AcqRel);
         let left = deadline.saturating_duration_since(Instant::now());
-        if self.tx.send_timeout(Some(frame), left).is_err() {
+        if self.tx.send_timeout(frame, left).is_err() {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
+        self.wake();
         true
     }
 
-    /// Wakes handlers waiting in [`send`](Self::send) for room; the writer
-    /// calls it after taking frames, with no lock held.
+    /// Wakes handlers waiting in [`send`](Self::send) for room; called after
+    /// taking frames, with no lock held.
     pub(crate) fn notify_space(&self) {
         if self.waiting.load(Ordering::Acquire) > 0 {
             // Taking the lock orders this after a waiter's check.
@@ -366,6 +422,127 @@ impl Outbox {
         self.ring();
     }
 
+    /// Reads from the client's socket (the connection thread's reads).
+    ///
+    /// A read that starts while the flusher has the socket in non-blocking
+    /// mode fails with `WouldBlock` at once; it waits for the flusher and
+    /// is tried again. `WouldBlock` outside such a window is a read
+    /// timeout, and is returned.
+    pub(crate) fn read(&self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let window = self.window.load(Ordering::SeqCst);
+            match (&*stream).read(buf) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && (window % 2 == 1 || self.window.load(Ordering::SeqCst) != window) =>
+                {
+                    drop(self.nonblocking.lock().unwrap_or_else(|p| p.into_inner()));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The flusher's visit: writes queued frames without blocking. What the
+    /// socket does not take, and anything that may need to wait, is left to
+    /// the writer thread.
+    fn flush(&self, frames: &mut Vec<Frame>, delivered: &AtomicU64) -> Flushed {
+        // A swap, not a store: it reads the publisher's mark, so the frames
+        // queued before it are seen below.
+        self.dirty.swap(false, Ordering::SeqCst);
+        let Some(stream) = &self.stream else {
+            self.wake();
+            return Flushed::Done;
+        };
+        let Ok(mut wire) = self.wire.try_lock() else {
+            // The writer is writing; it looks at the queue again after.
+            self.wake();
+            return Flushed::Done;
+        };
+        if !wire.unsent.is_empty() || self.is_closing() {
+            drop(wire);
+            self.wake();
+            return Flushed::Done;
+        }
+        while frames.len() < FLUSH_BATCH {
+            match self.try_take() {
+                Some(frame) => frames.push(frame),
+                None => break,
+            }
+        }
+        if frames.is_empty() {
+            return Flushed::Done;
+        }
+        let mut slices = [IoSlice::new(&[]); FLUSH_BATCH];
+        for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
+            *slice = IoSlice::new(frame.bytes());
+        }
+        let written = self.write_now(stream, &mut slices[..frames.len()]);
+        // Count and drop the frames that went out whole; keep the rest.
+        let mut left = written;
+        let whole = frames
+            .iter()
+            .take_while(|f| {
+                let fits = f.bytes().len() <= left;
+                if fits {
+                    left -= f.bytes().len();
+                }
+                fits
+            })
+            .count();
+        let published = frames[..whole]
+            .iter()
+            .filter(|f| f.topic().is_some())
+            .count();
+        if published > 0 {
+            delivered.fetch_add(published as u64, Ordering::Relaxed);
+        }
+        frames.drain(..whole);
+        let result = if frames.is_empty() {
+            match self.rx.is_empty() {
+                true => Flushed::Done,
+                false => Flushed::More,
+            }
+        } else {
+            // The socket is full (or failed): the writer thread takes over,
+            // blocking, and fails the connection if it must.
+            wire.unsent.append(frames);
+            wire.offset = left;
+            drop(wire);
+            self.wake();
+            Flushed::Done
+        };
+        self.notify_space();
+        result
+    }
+
+    /// Writes what the socket takes now; how many bytes. Errors count as
+    /// nothing written: the writer thread meets them again, and fails.
+    fn write_now(&self, stream: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> usize {
+        let _window = self.nonblocking.lock().unwrap_or_else(|p| p.into_inner());
+        self.window.fetch_add(1, Ordering::SeqCst);
+        let mut written = 0;
+        if stream.set_nonblocking(true).is_ok() {
+            while !slices.is_empty() {
+                match (&*stream).write_vectored(slices) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        written += n;
+                        IoSlice::advance_slices(&mut slices, n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if stream.set_nonblocking(false).is_err() {
+                // A socket that cannot be made blocking again is no use to
+                // the writer: end it.
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        self.window.fetch_add(1, Ordering::SeqCst);
+        written
+    }
     /// Offers a published frame under `policy`.
     fn offer(&self, frame: &Frame, policy: Policy) -> Offer {
         if self.is_closing() {
@@ -461,6 +638,46 @@ struct HubInner {
     default_policy: Policy,
     topics: RwLock<HashMap<Arc<str>, Topic>>,
     counters: Arc<Counters>,
+    /// The flusher, started by the first publish (`None` if it could not
+    /// be).
+    flusher: OnceLock<Option<Flusher>>,
+}
+
+/// The flusher thread's list of clients with published frames queued, and
+/// its handle.
+#[derive(Debug)]
+struct Flusher {
+    list: Sender<Visit>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+/// An entry in the flusher's list; `None` stops it.
+type Visit = Option<Arc<Outbox>>;
+
+/// Frames the flusher writes to one client per visit: one `writev`.
+const FLUSH_BATCH: usize = 64;
+
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        if let Some(Some(flusher)) = self.flusher.get() {
+            let _ = flusher.list.send(None);
+        }
+    }
+}
+
+/// The flusher thread: visits the clients in its list in turn, and writes
+/// each one's queued frames in one non-blocking `writev`. While it works
+/// through the list, more frames queue, so under load each visit carries
+/// more of them: the cost per message falls as the load grows.
+fn flush(list: &Receiver<Visit>, again: &Sender<Visit>, counters: &Counters) {
+    let mut frames = Vec::with_capacity(FLUSH_BATCH);
+    while let Ok(Some(outbox)) = list.recv() {
+        if let Flushed::More = outbox.flush(&mut frames, &counters.delivered) {
+            if !outbox.dirty.swap(true, Ordering::SeqCst) {
+                let _ = again.send(Some(outbox));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -476,7 +693,57 @@ impl Hub {
                 default_policy,
                 topics: RwLock::new(HashMap::new()),
                 counters,
+                flusher: OnceLock::new(),
             }),
+        }
+    }
+
+    /// The flusher's list, starting the flusher on first use.
+    fn flusher(&self) -> Option<&Sender<Visit>> {
+        let flusher = self.inner.flusher.get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let again = tx.clone();
+            let counters = Arc::clone(&self.inner.counters);
+            thread::Builder::new()
+                .name("boardcast-flush".into())
+                .stack_size(64 * 1024)
+                .spawn(move || flush(&rx, &again, &counters))
+                .map_err(|e| log::warn!("cannot start the hub's flusher: {e}"))
+                .ok()
+                .map(|thread| Flusher {
+                    list: tx,
+                    thread: Mutex::new(Some(thread)),
+                })
+        });
+        flusher.as_ref().map(|f| &f.list)
+    }
+
+    /// Stops the flusher and waits for it to end, when the server stops:
+    /// the hub may outlive it, but should not keep a thread for it. Clients
+    /// left over are written by their own writer threads.
+    pub(crate) fn stop_flusher(&self) {
+        if let Some(Some(flusher)) = self.inner.flusher.get() {
+            let _ = flusher.list.send(None);
+            let thread = flusher
+                .thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Puts a client with frames queued on the flusher's list, once; without
+    /// a flusher its writer thread writes them.
+    fn schedule(outbox: &Arc<Outbox>, flusher: Option<&Sender<Visit>>) {
+        if outbox.dirty.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if flusher.is_none_or(|f| f.send(Some(Arc::clone(outbox))).is_err()) {
+            outbox.dirty.store(false, Ordering::SeqCst);
+            outbox.wake();
         }
     }
 
@@ -543,10 +810,14 @@ impl Hub {
         }
         let frame = Frame::encode(opcode, payload, Some(Arc::clone(name)));
         let policy = entry.policy.unwrap_or(self.inner.default_policy);
+        let flusher = self.flusher();
         let mut queued = 0;
         for outbox in &entry.subscribers {
             match outbox.offer(&frame, policy) {
-                Offer::Queued => queued += 1,
+                Offer::Queued => {
+                    queued += 1;
+                    Self::schedule(outbox, flusher);
+                }
                 Offer::Superseded => {
                     queued += 1;
                     bump(&counters.dropped_superseded);
@@ -554,6 +825,7 @@ impl Hub {
                 Offer::DroppedOldest => {
                     queued += 1;
                     bump(&counters.dropped_oldest);
+                    Self::schedule(outbox, flusher);
                 }
                 Offer::Disconnect => {
                     log::info!("disconnecting a client too slow for topic {topic:?}");
@@ -646,7 +918,7 @@ mod tests {
 
     #[test]
     fn handler_sends_are_bounded_in_bytes() {
-        let outbox = Outbox::new(32, 1000);
+        let outbox = Outbox::new(32, 1000, None);
         let short = Duration::from_millis(20);
         assert!(outbox.send(frame(400), short));
         assert!(outbox.send(frame(400), short));
@@ -665,7 +937,7 @@ mod tests {
 
     #[test]
     fn a_message_larger_than_the_bound_waits_for_an_empty_queue() {
-        let outbox = Outbox::new(32, 1000);
+        let outbox = Outbox::new(32, 1000, None);
         let short = Duration::from_millis(20);
         assert!(outbox.send(frame(5000), short));
         assert!(!outbox.send(frame(10), short));
@@ -675,7 +947,7 @@ mod tests {
 
     #[test]
     fn closing_releases_a_waiting_sender() {
-        let outbox = Outbox::new(32, 100);
+        let outbox = Outbox::new(32, 100, None);
         assert!(outbox.send(frame(90), Duration::from_millis(20)));
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| outbox.send(frame(90), Duration::from_secs(60)));

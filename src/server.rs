@@ -331,6 +331,7 @@ impl Server {
             self.spawn_connection(stream, peer, &handler);
         }
         self.shutdown_gracefully();
+        self.shared.hub.stop_flusher();
         Ok(())
     }
 
@@ -365,11 +366,12 @@ impl Server {
         let task = Task {
             id,
             peer,
-            stream,
             outbox: Arc::new(Outbox::new(
                 self.config.queue_messages,
                 self.config.queue_bytes,
+                Some(Arc::clone(&stream)),
             )),
+            stream,
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
             on_http: self.on_http.clone(),
@@ -850,7 +852,7 @@ struct ClientIo<'a> {
 
 impl Duplex for ClientIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (&*self.link.stream).read(buf)?;
+        let n = self.link.outbox.read(&self.link.stream, buf)?;
         let now = self.shared.millis();
         let before = self.link.last_received.swap(now, Ordering::Relaxed);
         let cold = now.saturating_sub(before) >= COLD_AFTER_MS;
@@ -989,6 +991,7 @@ impl Writer {
 
     fn serve(&self) -> End {
         let outbox = &self.link.outbox;
+        outbox.attach_writer();
         let mut batch: Vec<Frame> = Vec::new();
         let mut control = Vec::new();
         let mut ping_sent: Option<u64> = None;
@@ -999,14 +1002,17 @@ impl Writer {
             if batch.capacity() > 16 {
                 batch = Vec::new();
             }
-            let wait = self.next_wake(ping_sent, close_sent_at);
-            batch.extend(outbox.wait(wait));
+            outbox.park(self.next_wake(ping_sent, close_sent_at));
+            // Frames leave the queue only with the wire held, so the
+            // flusher cannot write a later one first.
+            let mut wire = outbox.wire();
             while batch.len() < MAX_BATCH {
                 match outbox.try_take() {
                     Some(frame) => batch.push(frame),
                     None => break,
                 }
             }
+            outbox.take_rung();
             let (pong, latest, close, reader_done) = {
                 let mut pending = outbox.pending();
                 if !pending.latest.is_empty() {
@@ -1068,14 +1074,25 @@ impl Writer {
             }
             outbox.notify_space();
             let (pings, closing) = control.split_at(close_at);
-            let delivered = batch
+            let unsent = std::mem::take(&mut wire.unsent);
+            let delivered = unsent
                 .iter()
+                .chain(&batch)
                 .chain(&latest)
                 .filter(|f| f.topic().is_some())
                 .count();
-            if let Err(e) = self.write(pings, &batch, &latest, closing) {
+            let parts = Parts {
+                unsent: &unsent,
+                offset: std::mem::take(&mut wire.offset),
+                pings,
+                batch: &batch,
+                latest: &latest,
+                closing,
+            };
+            if let Err(e) = self.write(&parts) {
                 return End::Write(e);
             }
+            drop(wire);
             batch.clear();
             bump_by(&self.shared.counters.delivered, delivered);
             if close.is_some() {
@@ -1112,21 +1129,38 @@ impl Writer {
         Duration::from_millis(due.saturating_sub(now).max(1))
     }
 
-    /// Writes control frames first, then the queued data, then a close frame,
-    /// in as few `writev` calls as the kernel allows.
-    fn write(
-        &self,
-        pings: &[u8],
-        batch: &[Frame],
-        latest: &[Frame],
-        closing: &[u8],
-    ) -> io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 + batch.len() + latest.len());
-        slices.push(IoSlice::new(pings));
-        slices.extend(batch.iter().chain(latest).map(|f| IoSlice::new(f.bytes())));
-        slices.push(IoSlice::new(closing));
+    /// Writes, in as few `writev` calls as the kernel allows: what the
+    /// flusher left unsent, control frames, the queued data, then a close
+    /// frame.
+    fn write(&self, parts: &Parts<'_>) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> =
+            Vec::with_capacity(3 + parts.unsent.len() + parts.batch.len() + parts.latest.len());
+        if let Some((first, rest)) = parts.unsent.split_first() {
+            slices.push(IoSlice::new(&first.bytes()[parts.offset..]));
+            slices.extend(rest.iter().map(|f| IoSlice::new(f.bytes())));
+        }
+        slices.push(IoSlice::new(parts.pings));
+        slices.extend(
+            parts
+                .batch
+                .iter()
+                .chain(parts.latest)
+                .map(|f| IoSlice::new(f.bytes())),
+        );
+        slices.push(IoSlice::new(parts.closing));
         connection::write_all_vectored(&*self.link.stream, &mut slices)
     }
+}
+
+/// What one write of the writer thread carries, in this order.
+struct Parts<'a> {
+    unsent: &'a [Frame],
+    /// Bytes of the first unsent frame already out.
+    offset: usize,
+    pings: &'a [u8],
+    batch: &'a [Frame],
+    latest: &'a [Frame],
+    closing: &'a [u8],
 }
 
 fn bump_by(counter: &AtomicU64, n: usize) {

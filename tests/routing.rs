@@ -204,3 +204,62 @@ fn subscribe_unsubscribe_and_stats() {
     });
     assert_eq!(hub.subscribers("other"), 0);
 }
+
+#[test]
+fn a_client_talks_while_the_hub_publishes_to_it() {
+    // The hub's flusher writes to the socket without blocking while the
+    // connection thread reads from it: every message the client sends must
+    // reach the handler, and every reply come back, however the two
+    // interleave.
+    const MESSAGES: usize = 2000;
+    let server = runtime::server(Config::default().queue_messages(1024));
+    let running = Running::start(server, |client| {
+        client.subscribe("ticks");
+        echo(client);
+    });
+    let mut ws = runtime::connect(running.addr, "/");
+    runtime::wait_until(TIMEOUT, "subscribed", || {
+        running.hub.subscribers("ticks") == 1
+    });
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let hub = running.hub.clone();
+        let stop = std::sync::Arc::clone(&stop);
+        thread::spawn(move || {
+            // At most 512 ahead of the client, so its queue of 1024
+            // never overflows, however slowly it is scheduled.
+            let mut published = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && published < 1_000_000 {
+                if published - hub.stats().delivered < 512 {
+                    hub.publish_text("ticks", "tick");
+                    published += 1;
+                } else {
+                    thread::yield_now();
+                }
+            }
+        })
+    };
+    let mut replies = 0;
+    let mut ticks = 0u64;
+    for i in 0..MESSAGES {
+        runtime::send_text(&mut ws, &format!("m{i}"));
+        loop {
+            match runtime::next_message(&mut ws) {
+                tungstenite::Message::Text(t) if t.as_str() == "tick" => ticks += 1,
+                tungstenite::Message::Text(t) => {
+                    assert_eq!(t.as_str(), format!("m{i}"), "reply {i}");
+                    replies += 1;
+                    break;
+                }
+                other => panic!("unexpected {other:?} after {replies} replies"),
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.join().unwrap();
+    eprintln!("{replies} replies among {ticks} published messages");
+    assert_eq!(replies, MESSAGES);
+    assert!(ticks > 0, "the hub published to the client meanwhile");
+    runtime::close(ws);
+}

@@ -42,7 +42,7 @@ pub fn run(args: &Args) -> Result<Value, String> {
 
     let started = Instant::now();
     let mut held = match proto {
-        Proto::Ws => Held::Ws(connect_all(addr, count)?.0),
+        Proto::Ws => Held::Ws(connect_all(addr, count, false)?.0),
         Proto::Tcp => {
             let mut streams = Vec::with_capacity(count);
             for i in 0..count {

@@ -33,6 +33,9 @@ use crate::{histogram, quantile_us, round3, unix_nanos};
 /// How often every socket is read, events or not.
 const SWEEP: Duration = Duration::from_millis(100);
 
+/// How often connected subscribers are read while others connect.
+const CONNECT_READ: Duration = Duration::from_millis(5);
+
 /// The window, in both clocks.
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -226,10 +229,27 @@ impl Sub {
 
 /// Connects `count` WebSocket clients one after the other; returns them
 /// and the handshakes per second.
-pub(crate) fn connect_all(addr: SocketAddr, count: usize) -> Result<(Vec<Sub>, f64), String> {
+///
+/// With `read`, subscribers already connected are read every few
+/// milliseconds meanwhile, as a browser would: one left unread while a
+/// thousand others connect is a slow consumer, and the server may rightly
+/// drop it.
+pub(crate) fn connect_all(
+    addr: SocketAddr,
+    count: usize,
+    read: bool,
+) -> Result<(Vec<Sub>, f64), String> {
     let started = Instant::now();
-    let mut subs = Vec::with_capacity(count);
+    let mut subs: Vec<Sub> = Vec::with_capacity(count);
+    let mut histogram = histogram();
+    let mut read_at = Instant::now();
     for i in 0..count {
+        if read && read_at.elapsed() >= CONNECT_READ {
+            for sub in subs.iter_mut().filter(|s| s.open) {
+                sub.pump(None, &mut histogram);
+            }
+            read_at = Instant::now();
+        }
         let (stream, early) = wire::connect(addr, Proto::Ws, Duration::from_secs(5))
             .map_err(|e| format!("connection {} of {count} to {addr}: {e}", i + 1))?;
         wire::set_reset_on_close(&stream);
@@ -308,7 +328,7 @@ pub fn run(args: &Args) -> Result<Value, String> {
         return Err("--subs, --threads and --duration must be positive".into());
     }
     let first_timeout = args.seconds("first-timeout", 30.0)?;
-    let (mut subs, handshakes_per_s) = connect_all(addr, count)?;
+    let (mut subs, handshakes_per_s) = connect_all(addr, count, true)?;
 
     // Steady state: the window starts once every subscriber has received
     // a message (at most --first-timeout); how long that took after each
