@@ -14,7 +14,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -187,6 +187,8 @@ pub(crate) struct Outbox {
     /// Whether the client is in the flusher's list.
     dirty: AtomicBool,
     wire: Mutex<Wire>,
+    /// Whether the writer thread holds [`Wire`], or waits for it.
+    writer_active: AtomicBool,
     /// Odd while the flusher has the socket in non-blocking mode (with
     /// `nonblocking` locked): a read that fails with `WouldBlock` then was
     /// not timed out, and is retried. See [`read`](Self::read).
@@ -259,6 +261,7 @@ impl Outbox {
             rung: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             wire: Mutex::default(),
+            writer_active: AtomicBool::new(false),
             window: AtomicU64::new(0),
             nonblocking: Mutex::new(()),
             queued_bytes: AtomicUsize::new(0),
@@ -274,10 +277,19 @@ impl Outbox {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The right to write to the socket; the writer thread waits for it
-    /// (the flusher holds it only for a non-blocking write).
+    /// The right to write to the socket, for the writer thread, which may
+    /// block holding it; [`release_wire`](Self::release_wire) when done.
     pub(crate) fn wire(&self) -> MutexGuard<'_, Wire> {
+        // Set first, so that whoever finds the wire taken knows it may wait
+        // long.
+        self.writer_active.store(true, Ordering::Release);
         self.wire.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives the wire back after [`wire`](Self::wire).
+    pub(crate) fn release_wire(&self, wire: MutexGuard<'_, Wire>) {
+        drop(wire);
+        self.writer_active.store(false, Ordering::Release);
     }
 
     /// Tells the writer to look at [`Pending`].
@@ -447,17 +459,23 @@ impl Outbox {
     /// socket does not take, and anything that may need to wait, is left to
     /// the writer thread.
     fn flush(&self, frames: &mut Vec<Frame>, delivered: &AtomicU64) -> Flushed {
-        // A swap, not a store: it reads the publisher's mark, so the frames
-        // queued before it are seen below.
-        self.dirty.swap(false, Ordering::SeqCst);
         let Some(stream) = &self.stream else {
             self.wake();
             return Flushed::Done;
         };
-        let Ok(mut wire) = self.wire.try_lock() else {
-            // The writer is writing; it looks at the queue again after.
-            self.wake();
-            return Flushed::Done;
+        // The flusher and publishers hold the wire only for a non-blocking
+        // write: wait for them. The writer thread may block: leave it the
+        // queue, which it looks at again after its write.
+        let mut wire = loop {
+            match self.wire.try_lock() {
+                Ok(wire) => break wire,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if self.writer_active.load(Ordering::Acquire) => {
+                    self.wake();
+                    return Flushed::Done;
+                }
+                Err(TryLockError::WouldBlock) => thread::yield_now(),
+            }
         };
         if !wire.unsent.is_empty() || self.is_closing() {
             drop(wire);
@@ -544,30 +562,39 @@ impl Outbox {
         written
     }
     /// Offers a published frame under `policy`.
-    fn offer(&self, frame: &Frame, policy: Policy) -> Offer {
+    ///
+    /// A full queue may only mean the flusher is behind: the frames are
+    /// first written without blocking, here, and the policy applies only if
+    /// the socket would not take them (the client is slow) or the writer
+    /// thread has them.
+    fn offer(&self, frame: &Frame, policy: Policy, delivered: &AtomicU64) -> Offer {
         if self.is_closing() {
             return Offer::Closed;
         }
+        let try_queue = |frame: Frame| {
+            self.try_queue(frame).or_else(|frame| {
+                if self.rx.is_full() {
+                    self.flush(&mut Vec::with_capacity(FLUSH_BATCH), delivered);
+                }
+                self.try_queue(frame)
+            })
+        };
         match policy {
-            Policy::Disconnect => match self.try_queue(frame.clone()) {
+            Policy::Disconnect => match try_queue(frame.clone()) {
                 Ok(()) => Offer::Queued,
                 Err(_) => {
                     self.close(Some(CloseCode::TRY_AGAIN_LATER), "client too slow");
-                    // What is queued will not be sent: free it now, and
-                    // ring again, as the bell may have gone with it.
+                    // What is queued will not be sent: free it now.
                     while self.try_take().is_some() {}
-                    self.ring();
                     Offer::Disconnect
                 }
             },
             Policy::DropOldest => {
-                let mut frame = frame.clone();
+                let Err(mut frame) = try_queue(frame.clone()) else {
+                    return Offer::Queued;
+                };
                 let mut dropped = false;
                 loop {
-                    match self.try_queue(frame) {
-                        Ok(()) => break,
-                        Err(back) => frame = back,
-                    }
                     match self.try_take() {
                         Some(_) => dropped = true,
                         // Emptied by the writer meanwhile, or larger than
@@ -576,6 +603,10 @@ impl Outbox {
                             return Offer::DroppedOldest
                         }
                         None => {}
+                    }
+                    match self.try_queue(frame) {
+                        Ok(()) => break,
+                        Err(back) => frame = back,
                     }
                 }
                 if dropped {
@@ -672,6 +703,9 @@ impl Drop for HubInner {
 fn flush(list: &Receiver<Visit>, again: &Sender<Visit>, counters: &Counters) {
     let mut frames = Vec::with_capacity(FLUSH_BATCH);
     while let Ok(Some(outbox)) = list.recv() {
+        // A swap, not a store: it reads the publisher's mark, so the frames
+        // queued before it are seen.
+        outbox.dirty.swap(false, Ordering::SeqCst);
         if let Flushed::More = outbox.flush(&mut frames, &counters.delivered) {
             if !outbox.dirty.swap(true, Ordering::SeqCst) {
                 let _ = again.send(Some(outbox));
@@ -813,7 +847,7 @@ impl Hub {
         let flusher = self.flusher();
         let mut queued = 0;
         for outbox in &entry.subscribers {
-            match outbox.offer(&frame, policy) {
+            match outbox.offer(&frame, policy, &counters.delivered) {
                 Offer::Queued => {
                     queued += 1;
                     Self::schedule(outbox, flusher);

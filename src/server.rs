@@ -1035,6 +1035,7 @@ impl Writer {
                 // Our close is out: nothing more is written; wait for the
                 // reader to see the peer's close, or give up.
                 batch.clear();
+                outbox.release_wire(wire);
                 if reader_done || at.elapsed() >= self.config.close_timeout {
                     return End::Done;
                 }
@@ -1049,6 +1050,7 @@ impl Writer {
             }
             if let Some(sent) = ping_sent {
                 if now.saturating_sub(sent) >= self.config.pong_timeout.as_millis() as u64 {
+                    outbox.release_wire(wire);
                     return End::Unresponsive;
                 }
             }
@@ -1089,10 +1091,11 @@ impl Writer {
                 latest: &latest,
                 closing,
             };
-            if let Err(e) = self.write(&parts) {
+            let written = self.write(&parts);
+            outbox.release_wire(wire);
+            if let Err(e) = written {
                 return End::Write(e);
             }
-            drop(wire);
             batch.clear();
             bump_by(&self.shared.counters.delivered, delivered);
             if close.is_some() {
