@@ -4,10 +4,16 @@
 //! A published message is encoded into one frame whose bytes all
 //! subscribers share (server frames are unmasked, so they are identical for
 //! every client). Each client has an outbox: a bounded
-//! `crossbeam-channel` queue, drained by the client's own writer thread.
-//! Publishing never blocks and never writes to a socket: it offers the
-//! frame to each queue, and when a queue is full the topic's [`Policy`]
-//! decides what gives.
+//! `crossbeam-channel` queue. Publishing never blocks: it offers the frame
+//! to each queue and puts the client on the list of the hub's flusher, a
+//! thread that writes each listed client's queued frames in one
+//! non-blocking `writev`. Delivery thus costs no thread switch per client,
+//! and under load each write carries more frames. What a socket will not
+//! take at once goes to the client's own writer thread, which may block.
+//!
+//! A full queue is first written out by the publisher itself, without
+//! blocking; only if the socket would not take it (the client is not
+//! reading) does the topic's [`Policy`] decide what gives.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -156,11 +162,12 @@ impl fmt::Debug for Frame {
 
 /// Everything waiting to be written to one client, and the client's socket.
 ///
-/// Data frames queue in a bounded channel. Two kinds of thread write them,
-/// one at a time (whoever holds [`Wire`]):
+/// Data frames queue in a bounded channel. They leave it only to be
+/// written, by whoever holds [`Wire`]:
 /// - the hub's flusher, for published frames: it visits each client with
 ///   frames queued and writes them without blocking, many clients per
-///   wake-up, so a publish costs no thread switch per client;
+///   wake-up, so a publish costs no thread switch per client (and so does
+///   a publisher that finds the queue full, before it applies the policy);
 /// - the client's own writer thread, which may block (up to the write
 ///   timeout): for what the socket would not take at once, for a handler's
 ///   sends, and for control frames.

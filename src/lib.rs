@@ -43,11 +43,13 @@
 //! [`Server::run`] accepts on the calling thread and gives each connection
 //! two threads with small stacks ([`Config::stack_size`], 64 KiB by
 //! default): one runs the handshake and then your handler, which reads
-//! with [`Client::recv`]; the other owns the socket's write side and sleeps
-//! on the client's bounded outbox until there is something to send. A
-//! [`Hub`] publish encodes a frame once and offers it to every subscriber's
-//! outbox without blocking; when a client falls behind, the topic's
-//! [`Policy`] decides what gives. Every per-client buffer is bounded by a
+//! with [`Client::recv`]; the other sleeps until the client has something
+//! to send that may have to wait (its handler's sends, control frames, what
+//! its socket would not take at once). A [`Hub`] publish encodes a frame
+//! once and queues it for every subscriber without blocking; the hub's one
+//! flusher thread writes those queues out without blocking, many clients
+//! per wake-up. When a client falls behind, the topic's [`Policy`] decides
+//! what gives. Every per-client buffer is bounded by a
 //! [`Config`] limit, so the memory a client can make the board hold is
 //! bounded too.
 //!

@@ -6,14 +6,19 @@
 //!     |  one per connection; past max_connections: 503, no thread
 //!     v
 //!  connection thread "boardcast-conn"       writer thread "boardcast-write"
-//!    handshake (deadline)                      owns the socket's write side
-//!    your handler(Client):                     blocks on the client's Outbox:
-//!      client.recv()  <- socket read side        bounded queue
-//!      client.send()  --------------------->     writes queued frames in one
-//!      pong / close replies  -------------->     writev; pings when quiet;
+//!    handshake (deadline)                      parks until the client's
+//!    your handler(Client):                     Outbox needs it:
+//!      client.recv()  <- socket read side        writes (blocking) what the
+//!      client.send()  --------------------->     socket would not take at
+//!      pong / close replies  -------------->     once, handler sends, control
+//!                                                 frames; pings when quiet;
 //!                                                 closes unresponsive peers
 //!  Hub::publish (any thread) -- frame encoded once --> every subscriber's
-//!     queue; when full, the topic's Policy drops or disconnects
+//!     queue, and the client onto the flusher's list
+//!  flusher thread "boardcast-flush" (one per hub): each listed client's
+//!     queue in one non-blocking writev; the rest to its writer thread
+//!  a full queue: written out by the publisher (non-blocking); if the socket
+//!     is full too, the topic's Policy drops or disconnects
 //! ```
 
 use std::collections::HashMap;
