@@ -218,6 +218,9 @@ pub(crate) struct Wire {
     /// first are out. They go before anything else.
     pub(crate) unsent: Vec<Frame>,
     pub(crate) offset: usize,
+    /// A write of the flusher's failed: the writer thread ends the
+    /// connection with this error (the kernel reports a reset only once).
+    pub(crate) failed: Option<io::Error>,
 }
 
 /// What waits beside the queue; the writer takes it all at each wake-up.
@@ -502,7 +505,7 @@ impl Outbox {
         for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
             *slice = IoSlice::new(frame.bytes());
         }
-        let written = self.write_now(stream, &mut slices[..frames.len()]);
+        let (written, failed) = self.write_now(stream, &mut slices[..frames.len()]);
         // Count and drop the frames that went out whole; keep the rest.
         let mut left = written;
         let whole = frames
@@ -533,6 +536,7 @@ impl Outbox {
             // blocking, and fails the connection if it must.
             wire.unsent.append(frames);
             wire.offset = left;
+            wire.failed = failed;
             drop(wire);
             self.wake();
             Flushed::Done
@@ -541,12 +545,17 @@ impl Outbox {
         result
     }
 
-    /// Writes what the socket takes now; how many bytes. Errors count as
-    /// nothing written: the writer thread meets them again, and fails.
-    fn write_now(&self, stream: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> usize {
+    /// Writes what the socket takes now: how many bytes, and the error that
+    /// stopped it, for the writer thread to end the connection with.
+    fn write_now(
+        &self,
+        stream: &TcpStream,
+        mut slices: &mut [IoSlice<'_>],
+    ) -> (usize, Option<io::Error>) {
         let _window = self.nonblocking.lock().unwrap_or_else(|p| p.into_inner());
         self.window.fetch_add(1, Ordering::SeqCst);
         let mut written = 0;
+        let mut failed = None;
         if stream.set_nonblocking(true).is_ok() {
             while !slices.is_empty() {
                 match (&*stream).write_vectored(slices) {
@@ -556,7 +565,11 @@ impl Outbox {
                         IoSlice::advance_slices(&mut slices, n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
             if stream.set_nonblocking(false).is_err() {
@@ -566,7 +579,7 @@ impl Outbox {
             }
         }
         self.window.fetch_add(1, Ordering::SeqCst);
-        written
+        (written, failed)
     }
     /// Offers a published frame under `policy`.
     ///

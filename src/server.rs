@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -609,7 +609,7 @@ impl Task {
             outbox: Arc::clone(&outbox),
             last_received: AtomicU64::new(self.shared.millis()),
             cold: AtomicBool::new(true),
-            cut: AtomicBool::new(false),
+            cut: OnceLock::new(),
         });
         if let Some(live) = self.shared.connections().get_mut(&self.id) {
             live.outbox = Some(Arc::clone(&outbox));
@@ -672,10 +672,10 @@ struct Link {
     /// Whether the last read came after a quiet spell: the link is cold,
     /// and the next read makes do with a small buffer.
     cold: AtomicBool,
-    /// Whether the writer cut the connection (keepalive, failed write):
-    /// the end of the stream the reader then sees is an error for the
-    /// handler, not a clean close, even though the outbox is closing.
-    cut: AtomicBool,
+    /// Why the writer cut the connection (keepalive, failed write), once it
+    /// has: the end of the stream the reader then sees is this error for
+    /// the handler, not a clean close, even though the outbox is closing.
+    cut: OnceLock<(io::ErrorKind, String)>,
 }
 
 /// A read that comes this long after the previous one finds the link cold.
@@ -858,6 +858,21 @@ struct ClientIo<'a> {
 impl Duplex for ClientIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.link.outbox.read(&self.link.stream, buf)?;
+        if n == 0 {
+            if let Some((kind, why)) = self.link.cut.get() {
+                return Err(io::Error::new(*kind, why.as_str()));
+            }
+            // After a reset, the kernel reports the error once, to whichever
+            // call comes first; reads after it see an end of stream. If the
+            // writer's call took it, a write still fails (a peer's FIN lets
+            // it pass): a reset, not the peer ending the stream.
+            if !self.link.outbox.is_closing() && (&*self.link.stream).write(&[]).is_err() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                ));
+            }
+        }
         let now = self.shared.millis();
         let before = self.link.last_received.swap(now, Ordering::Relaxed);
         let cold = now.saturating_sub(before) >= COLD_AFTER_MS;
@@ -875,7 +890,7 @@ impl Duplex for ClientIo<'_> {
     }
 
     fn is_closing(&self) -> bool {
-        self.link.outbox.is_closing() && !self.link.cut.load(Ordering::Acquire)
+        self.link.outbox.is_closing()
     }
 
     fn is_cold(&self) -> bool {
@@ -969,23 +984,27 @@ enum End {
 
 impl Writer {
     fn run(self) {
-        let end = self.serve();
         let counters = &self.shared.counters;
-        match &end {
-            End::Done => {}
+        let cut = match self.serve() {
+            End::Done => None,
             End::Unresponsive => {
                 log::info!("closing a client that did not answer a ping");
                 bump(&counters.disconnected_unresponsive);
+                Some((
+                    io::ErrorKind::TimedOut,
+                    "no answer to the keepalive ping".into(),
+                ))
             }
             End::Write(e) => {
                 log::info!("closing a client after a failed write: {e}");
                 if !self.link.outbox.is_closing() {
                     bump(&counters.disconnected_write);
                 }
+                Some((e.kind(), e.to_string()))
             }
-        }
-        if !matches!(end, End::Done) {
-            self.link.cut.store(true, Ordering::Release);
+        };
+        if let Some(cut) = cut {
+            let _ = self.link.cut.set(cut);
         }
         // The server closes the TCP connection (RFC 6455 §7.1.1); this also
         // wakes the connection thread if it is blocked reading.
@@ -1011,6 +1030,10 @@ impl Writer {
             // Frames leave the queue only with the wire held, so the
             // flusher cannot write a later one first.
             let mut wire = outbox.wire();
+            if let Some(e) = wire.failed.take() {
+                outbox.release_wire(wire);
+                return End::Write(e);
+            }
             while batch.len() < MAX_BATCH {
                 match outbox.try_take() {
                     Some(frame) => batch.push(frame),

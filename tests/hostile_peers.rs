@@ -1,7 +1,8 @@
 //! Peers that misbehave over time rather than in a frame: a ping flood from
-//! a client that never reads, a client that never reads its echoes, and a
+//! a client that never reads, a client that never reads its echoes, a
 //! client that stops responding entirely (as a peer that vanished without a
-//! FIN looks to the server). Each must cost the server bounded memory and
+//! FIN looks to the server), and a subscriber that resets the connection
+//! while the hub writes to it. Each must cost the server bounded memory and
 //! threads, end within bounded time where it must end, and never delay a
 //! normal client.
 //!
@@ -15,7 +16,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use boardcast::{Config, Error};
+use boardcast::{Config, Error, Policy};
 use runtime::{Ending, Running, TIMEOUT};
 
 const PINGS: u64 = 100_000;
@@ -221,7 +222,7 @@ fn client_that_stops_responding_is_detected_by_the_keepalive() {
         .expect("the handler's recv ended");
     let took = at.saturating_duration_since(connected);
     eprintln!("silent peer cut after {took:?}: recv returned {end:?}");
-    assert!(end.is_err(), "recv ended with {end:?}");
+    assert_eq!(end, Err("no answer to the keepalive ping".to_string()));
     assert!(
         took >= interval + pong_timeout - Duration::from_millis(50),
         "cut after {took:?}, before the ping was due to be answered"
@@ -240,5 +241,65 @@ fn client_that_stops_responding_is_detected_by_the_keepalive() {
     let ping = runtime::read_frame(&mut silent).expect("the keepalive ping");
     assert_eq!(ping.opcode, 0x9);
     assert_eq!(runtime::read_to_end(&mut silent, 0), (Ending::Eof, 0));
+    runtime::assert_served(running.addr);
+}
+
+/// Whichever thread meets the reset first (the connection thread reading,
+/// the hub's flusher, a publisher or the client's writer), the kernel tells
+/// only that one; the handler must still learn it was a reset, not a close
+/// or a bare end of stream.
+#[test]
+fn subscriber_that_resets_mid_publish_ends_its_handler_with_a_reset() {
+    let _serial = runtime::serial();
+    let (tx, ended) = mpsc::channel::<Result<(), Error>>();
+    let tx = std::sync::Mutex::new(tx);
+    let running = Running::start(runtime::server(Config::default()), move |mut client| {
+        client.subscribe("t");
+        let end = loop {
+            match client.recv() {
+                Ok(Some(message)) if message.is_data() => {
+                    let _ = client.send(message);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = tx.lock().unwrap().send(end);
+    });
+    // Under the default policy, a queue that fills behind the dead socket
+    // would have the hub close the client as too slow, which its handler
+    // rightly sees as a closed connection. Dropping the oldest frames
+    // instead leaves the reset as the only way the connection ends.
+    running.hub.set_policy("t", Policy::DropOldest);
+    for round in 0..5 {
+        let stream = runtime::raw_upgrade(running.addr, "/");
+        runtime::wait_until(TIMEOUT, "subscribed", || running.hub.subscribers("t") == 1);
+        running.hub.publish_text("t", "unread");
+        // With that frame unread in our buffer, closing sends a reset.
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.peek(&mut byte).expect("a published frame"), 1);
+        drop(stream);
+        let deadline = Instant::now() + TIMEOUT;
+        let end = loop {
+            if let Ok(end) = ended.try_recv() {
+                break end;
+            }
+            assert!(Instant::now() < deadline, "round {round}: recv never ended");
+            running.hub.publish_text("t", "more");
+            thread::yield_now();
+        };
+        match end {
+            Err(Error::Io(e)) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset,
+                "round {round}: {e}"
+            ),
+            other => panic!("round {round}: expected a reset, recv ended with {other:?}"),
+        }
+        runtime::wait_until(TIMEOUT, "the subscriber's threads end", || {
+            runtime::client_threads() == 0
+        });
+    }
     runtime::assert_served(running.addr);
 }

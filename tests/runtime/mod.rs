@@ -83,12 +83,21 @@ pub fn parse_status_field(status: &str, name: &str) -> usize {
 }
 
 /// The threads of this process named `boardcast-*`: the server's
-/// connection and writer threads.
+/// connection and writer threads, and the hub's flusher once it publishes.
 pub fn server_threads() -> usize {
+    threads_named("boardcast-")
+}
+
+/// The connection and writer threads of the server's clients.
+pub fn client_threads() -> usize {
+    threads_named("boardcast-conn") + threads_named("boardcast-write")
+}
+
+fn threads_named(prefix: &str) -> usize {
     let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
     tasks
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("boardcast-"))
+        .filter(|name| name.starts_with(prefix))
         .count()
 }
 
