@@ -683,6 +683,19 @@ pub(crate) trait Duplex {
     fn is_cold(&self) -> bool {
         false
     }
+    /// Whether an end of stream was a reset. The kernel reports a reset
+    /// once, to whichever call comes first; where another thread writes,
+    /// its write may have taken it, and the reader sees a bare end of
+    /// stream. A write after a reset still fails; after the peer's FIN it
+    /// passes.
+    fn was_reset(&mut self) -> bool {
+        false
+    }
+}
+
+/// Whether a zero-length write fails: see [`Duplex::was_reset`].
+pub(crate) fn write_fails(mut stream: impl Write) -> bool {
+    stream.write(&[]).is_err()
 }
 
 struct Single<'a, S> {
@@ -736,6 +749,10 @@ impl<S: Socket> Duplex for Split<'_, S> {
 
     fn is_closing(&self) -> bool {
         self.writer.is_closing()
+    }
+
+    fn was_reset(&mut self) -> bool {
+        write_fails(&mut *self.stream)
     }
 }
 
@@ -822,6 +839,13 @@ pub(crate) fn recv(
             // After our close frame, the peer may just hang up.
             if io.is_closing() {
                 return Ok(None);
+            }
+            if io.was_reset() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                )
+                .into());
             }
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -14,7 +14,8 @@ use crate::frame::CloseCode;
 #[non_exhaustive]
 pub enum Error {
     /// The underlying stream failed, timed out, or ended without a close
-    /// frame (`UnexpectedEof`).
+    /// frame (`UnexpectedEof`; `ConnectionReset` if the peer reset it, even
+    /// when another thread's write met the reset first).
     Io(io::Error),
     /// The opening handshake was refused; the HTTP error reply has been sent.
     Handshake(HandshakeError),

@@ -862,16 +862,6 @@ impl Duplex for ClientIo<'_> {
             if let Some((kind, why)) = self.link.cut.get() {
                 return Err(io::Error::new(*kind, why.as_str()));
             }
-            // After a reset, the kernel reports the error once, to whichever
-            // call comes first; reads after it see an end of stream. If the
-            // writer's call took it, a write still fails (a peer's FIN lets
-            // it pass): a reset, not the peer ending the stream.
-            if !self.link.outbox.is_closing() && (&*self.link.stream).write(&[]).is_err() {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "connection reset by peer",
-                ));
-            }
         }
         let now = self.shared.millis();
         let before = self.link.last_received.swap(now, Ordering::Relaxed);
@@ -895,6 +885,10 @@ impl Duplex for ClientIo<'_> {
 
     fn is_cold(&self) -> bool {
         self.link.cold.load(Ordering::Relaxed)
+    }
+
+    fn was_reset(&mut self) -> bool {
+        connection::write_fails(&*self.link.stream)
     }
 }
 

@@ -217,3 +217,42 @@ fn end_of_stream_wakes_a_writer_blocked_on_a_client_that_does_not_read() {
     }
     assert!(matches!(sent, Err(Error::Io(_))), "writer: {sent:?}");
 }
+
+/// The kernel reports a reset once, to the first call on the socket: here
+/// often a writer's, before the reader's. The reader must still tell a
+/// reset from the peer ending the stream.
+#[test]
+fn a_reset_taken_by_a_writer_is_still_a_reset_to_the_reader() {
+    const ROUNDS: usize = 5;
+    let server = Server::spawn(ROUNDS, |stream| -> Result<_, Error> {
+        stream.set_read_timeout(None)?;
+        let connection = boardcast::accept(stream, &Config::default())?;
+        let (mut reader, writer) = connection.split()?;
+        // Bounded: the peer resets after the first frame arrives.
+        let sending = bounded("writer", move || {
+            (0..1_000_000).find_map(|_| writer.send_text("flood").err())
+        });
+        let reading = bounded("reader", move || reader.recv());
+        Ok((reading.join(), sending.join()))
+    });
+    for round in 0..ROUNDS {
+        let stream = raw_websocket(server.addr());
+        // With frames unread in our buffer, closing sends a reset.
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.peek(&mut byte).expect("a frame"), 1);
+        drop(stream);
+        let (read, sent) = server.result().expect("server");
+        match read {
+            Err(Error::Io(e)) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset,
+                "round {round}: {e}"
+            ),
+            other => panic!("round {round}: reader: {other:?}"),
+        }
+        assert!(
+            matches!(sent, Some(Error::Io(_))),
+            "round {round}: writer: {sent:?}"
+        );
+    }
+}
