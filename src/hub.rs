@@ -40,7 +40,10 @@ pub enum Policy {
     #[default]
     Disconnect,
     /// Drop the oldest queued message to make room: the client keeps up with
-    /// the present and loses part of the past.
+    /// the present and loses part of the past. Only published messages are
+    /// dropped: while a message your handler sent waits in the queue, or for
+    /// room in it, the new one is dropped instead, so the handler's are
+    /// neither lost nor kept waiting by the publisher.
     DropOldest,
     /// Keep only the newest message of this topic waiting for the client: a
     /// new one replaces the one not yet sent. The right policy for sensor
@@ -205,10 +208,13 @@ pub(crate) struct Outbox {
     max_bytes: usize,
     closing: AtomicBool,
     pending: Mutex<Pending>,
-    /// Signalled when frames are taken and a handler waits for byte room
+    /// Signalled when frames are taken and a handler waits for room
     /// (`waiting` of them).
     space: Condvar,
     waiting: AtomicUsize,
+    /// How many of the queued frames a handler sent (not published): under
+    /// [`Policy::DropOldest`] those are never dropped.
+    direct: AtomicUsize,
 }
 
 /// The right to write to the client's socket, and what a write left over.
@@ -280,6 +286,7 @@ impl Outbox {
             pending: Mutex::new(Pending::default()),
             space: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            direct: AtomicUsize::new(0),
         }
     }
 
@@ -339,7 +346,10 @@ impl Outbox {
     pub(crate) fn try_take(&self) -> Option<Frame> {
         let frame = self.rx.try_recv().ok()?;
         self.queued_bytes
-            .fetch_sub(frame.bytes().len(), Ordering::Relaxed);
+            .fetch_sub(frame.bytes().len(), Ordering::SeqCst);
+        if frame.topic().is_none() {
+            self.direct.fetch_sub(1, Ordering::AcqRel);
+        }
         Some(frame)
     }
 
@@ -356,6 +366,11 @@ impl Outbox {
         if !self.has_room_for(&frame) {
             return Err(frame);
         }
+        self.try_push(frame)
+    }
+
+    /// Queues if a message slot is free, whatever the bytes queued.
+    fn try_push(&self, frame: Frame) -> Result<(), Frame> {
         let len = frame.bytes().len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         match self.tx.try_send(frame) {
@@ -375,46 +390,49 @@ impl Outbox {
     pub(crate) fn send(&self, frame: Frame, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let len = frame.bytes().len();
-        let fits = || {
-            let queued = self.queued_bytes.load(Ordering::Acquire);
-            queued == 0 || queued + len <= self.max_bytes
-        };
-        if !fits() {
-            let mut pending = self.pending();
-            self.waiting.fetch_add(1, Ordering::AcqRel);
-            while !fits() && !self.is_closing() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
+        let mut frame = Some(frame);
+        // Counted from before the first look for room, so that a frame
+        // taken meanwhile notifies: no wake-up is lost. Under the lock, which
+        // a drop-oldest publisher holds to evict, so it never evicts ours.
+        let mut pending = self.pending();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let queued = loop {
+            if self.is_closing() {
+                break false;
+            }
+            let queued = self.queued_bytes.load(Ordering::SeqCst);
+            if queued == 0 || queued + len <= self.max_bytes {
+                self.direct.fetch_add(1, Ordering::AcqRel);
+                match self.try_push(frame.take().expect("not queued yet")) {
+                    Ok(()) => break true,
+                    Err(back) => {
+                        self.direct.fetch_sub(1, Ordering::AcqRel);
+                        frame = Some(back);
+                    }
                 }
-                pending = self
-                    .space
-                    .wait_timeout(pending, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
             }
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            if !fits() {
-                return false;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
             }
+            pending = self
+                .space
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(pending);
+        if queued {
+            self.wake();
         }
-        if self.is_closing() {
-            return false;
-        }
-        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        let left = deadline.saturating_duration_since(Instant::now());
-        if self.tx.send_timeout(frame, left).is_err() {
-            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        self.wake();
-        true
+        queued
     }
 
     /// Wakes handlers waiting in [`send`](Self::send) for room; called after
     /// taking frames, with no lock held.
     pub(crate) fn notify_space(&self) {
-        if self.waiting.load(Ordering::Acquire) > 0 {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
             // Taking the lock orders this after a waiter's check.
             drop(self.pending());
             self.space.notify_all();
@@ -613,6 +631,16 @@ impl Outbox {
                 let Err(mut frame) = try_queue(frame.clone()) else {
                     return Offer::Queued;
                 };
+                // Handlers queue under this lock: while it is held, a queue
+                // with none of their frames in it gets none.
+                let _queuing = self.pending();
+                if self.direct.load(Ordering::Acquire) > 0
+                    || self.waiting.load(Ordering::SeqCst) > 0
+                {
+                    // The handler's messages go first, and are never
+                    // dropped: drop this one instead of the oldest.
+                    return Offer::DroppedOldest;
+                }
                 let mut dropped = false;
                 loop {
                     match self.try_take() {
@@ -987,6 +1015,67 @@ mod tests {
             // checks for room under the lock first.
             assert!(waiter.join().unwrap());
         });
+    }
+
+    fn published(tag: u8) -> Frame {
+        Frame::encode(OpCode::Binary, &[tag], Some(Arc::from("t")))
+    }
+
+    fn direct(tag: u8) -> Frame {
+        Frame::encode(OpCode::Binary, &[tag], None)
+    }
+
+    /// The last payload byte of each queued frame, in order.
+    fn drain(outbox: &Outbox) -> Vec<u8> {
+        std::iter::from_fn(|| outbox.try_take())
+            .map(|f| *f.bytes().last().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn drop_oldest_drops_published_messages_only() {
+        let outbox = Outbox::new(4, 1 << 20, None);
+        let delivered = AtomicU64::new(0);
+        let offer = |tag| outbox.offer(&published(tag), Policy::DropOldest, &delivered);
+        assert!(matches!(offer(1), Offer::Queued));
+        assert!(outbox.send(direct(2), Duration::from_millis(20)));
+        assert!(matches!(offer(3), Offer::Queued));
+        assert!(matches!(offer(4), Offer::Queued));
+        // Full, with the handler's message in it: the new one gives way.
+        assert!(matches!(offer(5), Offer::DroppedOldest));
+        assert_eq!(drain(&outbox), [1, 2, 3, 4]);
+        // Full of published messages: the oldest gives way.
+        for tag in 6..=9 {
+            assert!(matches!(offer(tag), Offer::Queued));
+        }
+        assert!(matches!(offer(10), Offer::DroppedOldest));
+        assert_eq!(drain(&outbox), [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn drop_oldest_leaves_freed_room_to_a_waiting_handler() {
+        let outbox = Outbox::new(2, 1 << 20, None);
+        let delivered = AtomicU64::new(0);
+        let offer = |tag| outbox.offer(&published(tag), Policy::DropOldest, &delivered);
+        offer(1);
+        offer(2);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| outbox.send(direct(100), Duration::from_secs(10)));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while outbox.waiting.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the handler never waited");
+                thread::yield_now();
+            }
+            // The publisher goes on while the handler waits: it does not
+            // take the room it makes by evicting.
+            for tag in 3..50 {
+                assert!(matches!(offer(tag), Offer::DroppedOldest));
+            }
+            assert!(outbox.try_take().is_some());
+            outbox.notify_space();
+            assert!(waiter.join().unwrap(), "the handler's send timed out");
+        });
+        assert_eq!(drain(&outbox), [2, 100]);
     }
 
     #[test]
