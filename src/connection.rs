@@ -373,6 +373,14 @@ impl<S: Socket> Connection<S> {
     ///
     /// Every frame is written whole under one lock, so the pongs and close
     /// replies the reader owes never interleave with the writers' frames.
+    /// It follows that the reader waits for a writer's frame to go out
+    /// before it answers a ping or a close: set a write timeout on the
+    /// stream if a peer may stop reading, or a writer blocked on it holds
+    /// the reader too. (An end of stream does not wait: the reader shuts
+    /// the socket down, which fails the blocked write.) [`Server`] always
+    /// sets one.
+    ///
+    /// [`Server`]: crate::Server
     ///
     /// # Errors
     ///
