@@ -439,12 +439,13 @@ fn soak() {
     runtime::wait_until(
         runtime::TIMEOUT,
         "every client gone and its threads ended",
-        || running.stats().clients == 0 && runtime::server_threads() == 0,
+        || running.stats().clients == 0 && runtime::client_threads() == 0,
     );
+    // Left running: the server's thread and the hub's flusher.
     runtime::wait_until(
         runtime::TIMEOUT,
         "the thread count back to its baseline",
-        || runtime::threads() == baseline + 1,
+        || runtime::threads() == baseline + 2,
     );
     let rss_end = runtime::rss_kib();
     let stats = running.stats();
