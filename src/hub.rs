@@ -199,11 +199,17 @@ pub(crate) struct Outbox {
     wire: Mutex<Wire>,
     /// Whether the writer thread holds [`Wire`], or waits for it.
     writer_active: AtomicBool,
-    /// Odd while the flusher has the socket in non-blocking mode (with
-    /// `nonblocking` locked): a read that fails with `WouldBlock` then was
-    /// not timed out, and is retried. See [`read`](Self::read).
-    window: AtomicU64,
-    nonblocking: Mutex<()>,
+    /// Whether the socket is non-blocking. The flusher writes without
+    /// blocking and leaves it so; the connection thread's reads and the
+    /// writer thread's writes block, and switch it back when they find it
+    /// non-blocking. A subscriber that only listens thus costs no mode
+    /// switch per write. Switched under this lock only.
+    nonblocking: Mutex<bool>,
+    /// How many switches began or ended: odd while one is under way. A read
+    /// that fails with `WouldBlock` while this stayed even and the socket
+    /// blocking timed out; otherwise it met the flusher's mode, and is
+    /// tried again. See [`read`](Self::read).
+    switches: AtomicU64,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     closing: AtomicBool,
@@ -278,8 +284,8 @@ impl Outbox {
             dirty: AtomicBool::new(false),
             wire: Mutex::default(),
             writer_active: AtomicBool::new(false),
-            window: AtomicU64::new(0),
-            nonblocking: Mutex::new(()),
+            nonblocking: Mutex::new(false),
+            switches: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
             closing: AtomicBool::new(false),
@@ -462,25 +468,53 @@ impl Outbox {
         self.ring();
     }
 
-    /// Reads from the client's socket (the connection thread's reads).
+    /// Reads from the client's socket (the connection thread's reads),
+    /// blocking.
     ///
-    /// A read that starts while the flusher has the socket in non-blocking
-    /// mode fails with `WouldBlock` at once; it waits for the flusher and
-    /// is tried again. `WouldBlock` outside such a window is a read
-    /// timeout, and is returned.
+    /// A read that finds the socket left non-blocking by the flusher fails
+    /// with `WouldBlock` at once: it switches the socket back and is tried
+    /// again. `WouldBlock` in blocking mode is a read timeout, and is
+    /// returned.
     pub(crate) fn read(&self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let window = self.window.load(Ordering::SeqCst);
+            let switches = self.switches.load(Ordering::SeqCst);
             match (&*stream).read(buf) {
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        && (window % 2 == 1 || self.window.load(Ordering::SeqCst) != window) =>
-                {
-                    drop(self.nonblocking.lock().unwrap_or_else(|p| p.into_inner()));
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut nonblocking = self.nonblocking();
+                    let switched =
+                        switches % 2 == 1 || self.switches.load(Ordering::SeqCst) != switches;
+                    if !*nonblocking && !switched {
+                        return Err(e);
+                    }
+                    self.switch(stream, &mut nonblocking, false)?;
                 }
                 result => return result,
             }
         }
+    }
+
+    /// Makes the socket blocking, for the writer thread's writes.
+    pub(crate) fn block(&self, stream: &TcpStream) -> io::Result<()> {
+        self.switch(stream, &mut self.nonblocking(), false)
+    }
+
+    fn nonblocking(&self) -> MutexGuard<'_, bool> {
+        self.nonblocking.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts the socket in the mode asked for, unless it is in it; with
+    /// [`nonblocking`](Self::nonblocking) held.
+    fn switch(&self, stream: &TcpStream, current: &mut bool, nonblocking: bool) -> io::Result<()> {
+        if *current == nonblocking {
+            return Ok(());
+        }
+        self.switches.fetch_add(1, Ordering::SeqCst);
+        let result = stream.set_nonblocking(nonblocking);
+        if result.is_ok() {
+            *current = nonblocking;
+        }
+        self.switches.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     /// The flusher's visit: writes queued frames without blocking. What the
@@ -570,35 +604,29 @@ impl Outbox {
         stream: &TcpStream,
         mut slices: &mut [IoSlice<'_>],
     ) -> (usize, Option<io::Error>) {
-        let _window = self.nonblocking.lock().unwrap_or_else(|p| p.into_inner());
-        self.window.fetch_add(1, Ordering::SeqCst);
+        // Held while writing, so that no thread makes the socket block
+        // under the flusher's write. It stays non-blocking after.
+        let mut nonblocking = self.nonblocking();
+        if self.switch(stream, &mut nonblocking, true).is_err() {
+            // The writer thread writes it, blocking.
+            return (0, None);
+        }
         let mut written = 0;
-        let mut failed = None;
-        if stream.set_nonblocking(true).is_ok() {
-            while !slices.is_empty() {
-                match (&*stream).write_vectored(slices) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        written += n;
-                        IoSlice::advance_slices(&mut slices, n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+        while !slices.is_empty() {
+            match (&*stream).write_vectored(slices) {
+                Ok(0) => break,
+                Ok(n) => {
+                    written += n;
+                    IoSlice::advance_slices(&mut slices, n);
                 }
-            }
-            if stream.set_nonblocking(false).is_err() {
-                // A socket that cannot be made blocking again is no use to
-                // the writer: end it.
-                let _ = stream.shutdown(std::net::Shutdown::Both);
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return (written, Some(e)),
             }
         }
-        self.window.fetch_add(1, Ordering::SeqCst);
-        (written, failed)
+        (written, None)
     }
+
     /// Offers a published frame under `policy`.
     ///
     /// A full queue may only mean the flusher is behind: the frames are

@@ -1173,6 +1173,8 @@ impl Writer {
                 .map(|f| IoSlice::new(f.bytes())),
         );
         slices.push(IoSlice::new(parts.closing));
+        // The flusher may have left the socket non-blocking.
+        self.link.outbox.block(&self.link.stream)?;
         connection::write_all_vectored(&*self.link.stream, &mut slices)
     }
 }
