@@ -323,7 +323,11 @@ impl Server {
                     backoff = Duration::from_millis(5);
                     accepted
                 }
-                Err(e) if is_transient(&e) => continue,
+                Err(e) if is_transient(&e) => {
+                    // The peer gave up before we accepted: nothing to serve.
+                    log::debug!("accept: {e}");
+                    continue;
+                }
                 Err(e) => {
                     // Out of file descriptors or memory: wait for some to
                     // be freed instead of spinning on the error.
