@@ -13,7 +13,7 @@ mod runtime;
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -437,13 +437,6 @@ fn reset_after(mut stream: TcpStream, before: &[u8], partial: &[u8]) {
     drop(stream);
 }
 
-fn assert_reset(served: &Served, what: &str) {
-    match &served.end {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{what}: {e}"),
-        other => panic!("{what}: expected a reset, the handler saw {other:?}"),
-    }
-}
-
 #[test]
 fn resets_in_the_middle_of_a_frame_end_the_connection_quietly() {
     let header = runtime::client_header(true, op::BINARY, 1000);
@@ -471,7 +464,7 @@ fn resets_in_the_middle_of_a_frame_end_the_connection_quietly() {
                 true => runtime::next_served(&reports),
                 false => accepting.result(),
             };
-            assert_reset(&served, what);
+            runtime::assert_reset(&served.end, what);
             let data: Vec<_> = served.messages.iter().filter(|m| m.is_data()).collect();
             match *what {
                 "after a whole frame" => assert_eq!(data, [&Message::Text("whole".into())]),

@@ -251,21 +251,10 @@ fn client_that_stops_responding_is_detected_by_the_keepalive() {
 #[test]
 fn subscriber_that_resets_mid_publish_ends_its_handler_with_a_reset() {
     let _serial = runtime::serial();
-    let (tx, ended) = mpsc::channel::<Result<(), Error>>();
-    let tx = std::sync::Mutex::new(tx);
-    let running = Running::start(runtime::server(Config::default()), move |mut client| {
+    let (echo, reports) = runtime::echo_reporting();
+    let running = Running::start(runtime::server(Config::default()), move |client| {
         client.subscribe("t");
-        let end = loop {
-            match client.recv() {
-                Ok(Some(message)) if message.is_data() => {
-                    let _ = client.send(message);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        let _ = tx.lock().unwrap().send(end);
+        echo(client);
     });
     // Under the default policy, a queue that fills behind the dead socket
     // would have the hub close the client as too slow, which its handler
@@ -281,22 +270,15 @@ fn subscriber_that_resets_mid_publish_ends_its_handler_with_a_reset() {
         assert_eq!(stream.peek(&mut byte).expect("a published frame"), 1);
         drop(stream);
         let deadline = Instant::now() + TIMEOUT;
-        let end = loop {
-            if let Ok(end) = ended.try_recv() {
-                break end;
+        let served = loop {
+            if let Ok(served) = reports.try_recv() {
+                break served;
             }
             assert!(Instant::now() < deadline, "round {round}: recv never ended");
             running.hub.publish_text("t", "more");
             thread::yield_now();
         };
-        match end {
-            Err(Error::Io(e)) => assert_eq!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset,
-                "round {round}: {e}"
-            ),
-            other => panic!("round {round}: expected a reset, recv ended with {other:?}"),
-        }
+        runtime::assert_reset(&served.end, &format!("round {round}"));
         runtime::wait_until(TIMEOUT, "the subscriber's threads end", || {
             runtime::client_threads() == 0
         });

@@ -557,6 +557,14 @@ pub fn echo_reporting() -> (
     (handler, rx)
 }
 
+/// Checks that a connection ended with the peer's reset.
+pub fn assert_reset(end: &Result<(), Error>, what: &str) {
+    match end {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{what}: {e}"),
+        other => panic!("{what}: expected a reset, the handler saw {other:?}"),
+    }
+}
+
 /// The next connection's report; fails the test after [`TIMEOUT`].
 pub fn next_served(reports: &mpsc::Receiver<Served>) -> Served {
     reports
