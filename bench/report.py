@@ -5,8 +5,11 @@
 
 Every figure is the median over runs. Ratios follow boardcast's figures:
 "t" is boardcast / tungstenite, "r" boardcast / raw TCP (tungstenite's own
-rows carry their ratio to raw TCP). For latencies and memory, lower is
-better, so a ratio under 1 is boardcast ahead. Standard library only.
+rows carry their ratio to raw TCP). A ratio is the median of the per-run
+ratios: bench/run.sh measures the servers of one point back to back, so on
+a shared machine whose speed drifts by the minute the pair sees the same
+machine. For latencies and memory, lower is better, so a ratio under 1 is
+boardcast ahead. Standard library only.
 """
 
 import json
@@ -27,7 +30,7 @@ def load(path):
 
 def median_of(rows):
     """Median of every numeric field over runs; count of runs; errors."""
-    out = {"runs": len(rows)}
+    out = {"runs": len(rows), "_rows": rows}
     keys = set().union(*(r.keys() for r in rows))
     for k in keys:
         vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
@@ -72,6 +75,29 @@ def ratio(a, b):
     return a / b
 
 
+def paired(m, peer, key):
+    """The median over runs of m's figure divided by the peer's figure of
+    the same run, and its range: (median, low, high), or None."""
+    if not m or not peer:
+        return None
+    theirs = {r.get("run"): r.get(key) for r in peer["_rows"]}
+    ratios = [ratio(r.get(key), theirs.get(r.get("run"))) for r in m["_rows"]]
+    ratios = [x for x in ratios if x is not None]
+    if not ratios:
+        return None
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def pratio(m, peer, key):
+    p = paired(m, peer, key)
+    return p and p[0]
+
+
+def prange(p):
+    """" (runs: low–high)" for a paired ratio over more than one run."""
+    return f" (runs: {p[1]:.2f}–{p[2]:.2f})" if p and p[1] != p[2] else ""
+
+
 def with_ratios(value, t=None, r=None, digits=None):
     parts = []
     if t is not None:
@@ -109,7 +135,7 @@ def main(path):
     p(f"- machine: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, Linux {meta.get('kernel', '?')}")
     p(f"- date: {meta.get('date', '?')}; commit {meta.get('git', '?')}; load average at start {' '.join(meta.get('loadavg', []))}")
     p(f"- servers pinned to core {meta.get('server_core')}, the generator to core {meta.get('client_core')} (`taskset`); scheduler group: {meta.get('autogroup', '?')}")
-    p("- every figure: the median of the runs; `t` = ratio to tungstenite 0.30, `r` = ratio to raw TCP")
+    p("- every figure: the median of the runs; `t` = ratio to tungstenite 0.30, `r` = ratio to raw TCP, each the median of the per-run ratios (the servers of a point are measured back to back)")
     if failed:
         p(f"- **{len(failed)} measurement(s) failed**: " + "; ".join(f"{r.get('server')} {r.get('kind')} {r.get('args', '')}" for r in failed))
     p("")
@@ -130,8 +156,8 @@ def main(path):
                     continue
                 cells = []
                 for key, lower_better in (("rt_per_s", False), ("mb_per_s", False), ("p50_us", True), ("p99_us", True), ("p999_us", True)):
-                    rt = ratio(m.get(key), t.get(key)) if (t and server == "boardcast") else None
-                    rr = ratio(m.get(key), raw.get(key)) if (raw and server != "tcp") else None
+                    rt = pratio(m, t, key) if server == "boardcast" else None
+                    rr = pratio(m, raw, key) if server != "tcp" else None
                     cells.append(with_ratios(m.get(key), rt, rr))
                 name = {"tcp": "raw TCP"}.get(server, server)
                 errors = f", {int(m['errors'])} errors" if m.get("errors") else ""
@@ -151,7 +177,7 @@ def main(path):
                 m = maxed.get((server, "max", subs))
                 if not m:
                     continue
-                rt = ratio(m.get("deliveries_per_s"), t.get("deliveries_per_s")) if (t and server == "boardcast") else None
+                rt = pratio(m, t, "deliveries_per_s") if server == "boardcast" else None
                 p(f"| {subs} | {server} | {with_ratios(m.get('deliveries_per_s'), rt)} | "
                   f"{fmt(m.get('sub_rate_min'))} / {fmt(m.get('sub_rate_mean'))} / {fmt(m.get('sub_rate_max'))} | "
                   f"{m.get('within_2x_runs', '–')} runs | {fmt(m.get('starved'))} | {first(m)} | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {m['runs']} |")
@@ -168,7 +194,7 @@ def main(path):
                 m = fixed.get((server, "fixed", subs))
                 if not m:
                     continue
-                r = lambda k: ratio(m.get(k), t.get(k)) if (t and server == "boardcast") else None
+                r = lambda k: pratio(m, t, k) if server == "boardcast" else None
                 reasons = ", ".join(m.get("disconnect_reasons") or [])
                 p(f"| {subs} | {server} | {with_ratios(m.get('p50_us'), r('p50_us'))} | {with_ratios(m.get('p99_us'), r('p99_us'))} | "
                   f"{with_ratios(m.get('max_us'), r('max_us'))} | {fmt(m.get('lost'))} | {fmt(m.get('out_of_order'))} | "
@@ -194,8 +220,8 @@ def main(path):
                 t = conns.get((peer.get(server), count))
                 cells = []
                 for key in ("handshakes_per_s", "rss_per_conn_kib", "stack_rss_per_conn_kib", "heap_rss_per_conn_kib", "threads_per_conn"):
-                    cells.append(with_ratios(m.get(key), ratio(m.get(key), t.get(key)) if t else None,
-                                             ratio(m.get(key), raw.get(key)) if (raw and server != "tcp-echo") else None,
+                    cells.append(with_ratios(m.get(key), pratio(m, t, key),
+                                             pratio(m, raw, key) if server != "tcp-echo" else None,
                                              None if key == "handshakes_per_s" else 1))
                 p(f"| {count} | {server} | " + " | ".join(cells) + f" | {fmt(m.get('stack_reserved_kib'), 0)} | {m['runs']} |")
         p("")
@@ -217,34 +243,32 @@ def main(path):
     if echo:
         worst = None
         misses = []
-        for (server, c, s), m in echo.items():
+        for (server, c, s), m in sorted(echo.items()):
             if server != "boardcast":
                 continue
-            raw = echo.get(("tcp", c, s))
-            r = ratio(m.get("rt_per_s"), raw and raw.get("rt_per_s"))
+            r = paired(m, echo.get(("tcp", c, s)), "rt_per_s")
             if r is None:
                 continue
-            worst = r if worst is None else min(worst, r)
-            if r < 0.9:
-                misses.append(f"{c}×{size_label(s)} {r:.2f}")
+            worst = r if worst is None or r[0] < worst[0] else worst
+            if r[0] < 0.9:
+                misses.append(f"{c}×{size_label(s)} {r[0]:.2f}{prange(r)}")
         if worst is not None:
-            detail = f"worst {worst:.2f}× raw TCP" + (f"; below 0.9 at {', '.join(sorted(misses))}" if misses else "")
+            detail = f"worst {worst[0]:.2f}× raw TCP{prange(worst)}" + (f"; below 0.9 at {', '.join(misses)}" if misses else "")
             p(f"| echo ≥ 0.9× raw TCP round trips/s at every grid point | {detail} | {mark(not misses)} |")
         at128 = []
         for (server, c, s), m in sorted(echo.items()):
             if server == "boardcast" and c == 128:
-                t = echo.get(("tungstenite", c, s))
-                r = ratio(m.get("rt_per_s"), t and t.get("rt_per_s"))
+                r = paired(m, echo.get(("tungstenite", c, s)), "rt_per_s")
                 if r is not None:
                     at128.append((s, r))
         if at128:
-            p(f"| echo ≥ 1.3× tungstenite at 128 connections | " + ", ".join(f"{size_label(s)} {r:.2f}×" for s, r in at128) +
-              f" | {mark(all(r >= 1.3 for _, r in at128))} |")
+            p(f"| echo ≥ 1.3× tungstenite at 128 connections | " + ", ".join(f"{size_label(s)} {r[0]:.2f}×{prange(r)}" for s, r in at128) +
+              f" | {mark(all(r[0] >= 1.3 for _, r in at128))} |")
     m = maxed.get(("boardcast", "max", 1000))
     if m:
         p(f"| fan-out to 1000, as fast as the hub accepts: ≥ 300k deliveries/s | {fmt(m.get('deliveries_per_s'))}/s | {mark(m.get('deliveries_per_s', 0) >= 300000)} |")
         ok = m.get("sub_rate_min", 0) >= m.get("sub_rate_mean", 0) / 2 and m.get("sub_rate_max", 0) <= 2 * m.get("sub_rate_mean", 0)
-        p(f"| … every subscriber's rate within 2× of the mean | min {fmt(m.get('sub_rate_min'))} / mean {fmt(m.get('sub_rate_mean'))} / max {fmt(m.get('sub_rate_max'))} per s (within in {m.get('within_2x_runs')} runs) | {mark(ok)} |")
+        p(f"| … every subscriber's rate within 2× of the mean | min {fmt(m.get('sub_rate_min'))} / mean {fmt(m.get('sub_rate_mean'))} / max {fmt(m.get('sub_rate_max'))} per s (within 2× in {m.get('within_2x_runs')} runs) | {mark(ok)} |")
     m = fixed.get(("boardcast", "fixed", 100))
     if m:
         p(f"| 1000 msg/s to 100 subscribers: p99 ≤ 1 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')} | {mark(m.get('p99_us', 1e9) <= 1000)} |")
