@@ -19,12 +19,19 @@ from collections import defaultdict
 
 
 def load(path):
+    """The file's rows; each measurement is keyed by its run ("_run"), and
+    a file that joins several full runs (a "meta" row starts each) keeps
+    their runs apart."""
     rows = []
+    starts = 0
     with open(path) as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):
-                rows.append(json.loads(line))
+                row = json.loads(line)
+                starts += row.get("kind") == "meta"
+                row["_run"] = (starts, row.get("run"))
+                rows.append(row)
     return rows
 
 
@@ -80,8 +87,8 @@ def paired(m, peer, key):
     the same run, and its range: (median, low, high), or None."""
     if not m or not peer:
         return None
-    theirs = {r.get("run"): r.get(key) for r in peer["_rows"]}
-    ratios = [ratio(r.get(key), theirs.get(r.get("run"))) for r in m["_rows"]]
+    theirs = {r["_run"]: r.get(key) for r in peer["_rows"]}
+    ratios = [ratio(r.get(key), theirs.get(r["_run"])) for r in m["_rows"]]
     ratios = [x for x in ratios if x is not None]
     if not ratios:
         return None
@@ -116,6 +123,18 @@ def spread(m, key):
     return f" (runs: {fmt(lo)}–{fmt(hi)})"
 
 
+def steal(m):
+    """The median share of the machine's time stolen by the hypervisor
+    during the windows, and the worst run's."""
+    if m.get("steal") is None:
+        return "–"
+    return f"{m['steal']:.0%} (≤ {m['steal_max']:.0%})"
+
+
+def stolen(m):
+    return f"; steal {steal(m)}" if m.get("steal") is not None else ""
+
+
 def first(m):
     """The first-message delay, from the runs' medians."""
     return f"{fmt(m.get('first_p50_ms'))} / {fmt(m.get('first_max_ms'))}"
@@ -144,8 +163,8 @@ def main(path):
     echo = group(rows, "echo", "server", "conns", "size")
     if echo:
         p("## Echo: lock-step round trips (one message in flight per connection)\n")
-        p("| conns | size | server | round trips/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU server / generator | runs |")
-        p("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|")
+        p("| conns | size | server | round trips/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU server / generator | steal | runs |")
+        p("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|")
         points = sorted({(c, s) for (_, c, s) in echo})
         for conns, size in points:
             t = echo.get(("tungstenite", conns, size))
@@ -162,15 +181,15 @@ def main(path):
                 name = {"tcp": "raw TCP"}.get(server, server)
                 errors = f", {int(m['errors'])} errors" if m.get("errors") else ""
                 p(f"| {conns} | {size_label(size)} | {name} | " + " | ".join(cells) +
-                  f" | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {m['runs']}{errors} |")
+                  f" | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {steal(m)} | {m['runs']}{errors} |")
         p("")
 
     fan = group(rows, "fanout", "server", "note", "subs")
     maxed = {k: v for k, v in fan.items() if k[1] == "max"}
     if maxed:
         p("## Fan-out as fast as the hub accepts (`--rate 0 --size 16 --policy drop-oldest`)\n")
-        p("| subscribers | server | deliveries/s | per subscriber /s: min / mean / max | within 2× of mean | starved (0/s) | first message after handshake: p50 / max ms | CPU server / generator | runs |")
-        p("|---:|---|---:|---|---|---:|---|---|---:|")
+        p("| subscribers | server | deliveries/s | per subscriber /s: min / mean / max | within 2× of mean | starved (0/s) | first message after handshake: p50 / max ms | CPU server / generator | steal | runs |")
+        p("|---:|---|---:|---|---|---:|---|---|---:|---:|")
         for subs in sorted({k[2] for k in maxed}):
             t = maxed.get(("tungstenite", "max", subs))
             for server in ("boardcast", "tungstenite"):
@@ -180,14 +199,14 @@ def main(path):
                 rt = pratio(m, t, "deliveries_per_s") if server == "boardcast" else None
                 p(f"| {subs} | {server} | {with_ratios(m.get('deliveries_per_s'), rt)} | "
                   f"{fmt(m.get('sub_rate_min'))} / {fmt(m.get('sub_rate_mean'))} / {fmt(m.get('sub_rate_max'))} | "
-                  f"{m.get('within_2x_runs', '–')} runs | {fmt(m.get('starved'))} | {first(m)} | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {m['runs']} |")
+                  f"{m.get('within_2x_runs', '–')} runs | {fmt(m.get('starved'))} | {first(m)} | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {steal(m)} | {m['runs']} |")
         p("\nRaw TCP has no fan-out peer: ratios are to tungstenite only.\n")
 
     fixed = {k: v for k, v in fan.items() if k[1] == "fixed"}
     if fixed:
         p("## Fan-out at 1000 msg/s (`--rate 1000 --size 16`, policy disconnect)\n")
-        p("| subscribers | server | p50 µs | p99 µs | max µs | lost (subscribers that kept up) | out of order | disconnected | subscribers with every message | deliveries/s | first message after handshake: p50 / max ms | CPU server / generator | runs |")
-        p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
+        p("| subscribers | server | p50 µs | p99 µs | max µs | lost (subscribers that kept up) | out of order | disconnected | subscribers with every message | deliveries/s | first message after handshake: p50 / max ms | CPU server / generator | steal | runs |")
+        p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
         for subs in sorted({k[2] for k in fixed}):
             t = fixed.get(("tungstenite", "fixed", subs))
             for server in ("boardcast", "tungstenite"):
@@ -199,7 +218,7 @@ def main(path):
                 p(f"| {subs} | {server} | {with_ratios(m.get('p50_us'), r('p50_us'))} | {with_ratios(m.get('p99_us'), r('p99_us'))} | "
                   f"{with_ratios(m.get('max_us'), r('max_us'))} | {fmt(m.get('lost'))} | {fmt(m.get('out_of_order'))} | "
                   f"{fmt(m.get('disconnected'))}{' (' + reasons + ')' if reasons else ''} | {fmt(m.get('complete'))} of {subs} | "
-                  f"{with_ratios(m.get('deliveries_per_s'), r('deliveries_per_s'))} | {first(m)} | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {m['runs']} |")
+                  f"{with_ratios(m.get('deliveries_per_s'), r('deliveries_per_s'))} | {first(m)} | {fmt(m.get('server_cpu'), 2)} / {fmt(m.get('client_cpu'), 2)} | {steal(m)} | {m['runs']} |")
         p("")
 
     conns = group(rows, "conns", "server", "count")
@@ -271,12 +290,12 @@ def main(path):
         p(f"| … every subscriber's rate within 2× of the mean | min {fmt(m.get('sub_rate_min'))} / mean {fmt(m.get('sub_rate_mean'))} / max {fmt(m.get('sub_rate_max'))} per s (within 2× in {m.get('within_2x_runs')} runs) | {mark(ok)} |")
     m = fixed.get(("boardcast", "fixed", 100))
     if m:
-        p(f"| 1000 msg/s to 100 subscribers: p99 ≤ 1 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')} | {mark(m.get('p99_us', 1e9) <= 1000)} |")
+        p(f"| 1000 msg/s to 100 subscribers: p99 ≤ 1 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')}{stolen(m)} | {mark(m.get('p99_us', 1e9) <= 1000)} |")
     m = fixed.get(("boardcast", "fixed", 1000))
     if m:
         ok = m.get("lost", 1) == 0 and m.get("out_of_order", 1) == 0
         p(f"| 1000 msg/s to 1000 subscribers: every message to every subscriber that keeps up | lost {fmt(m.get('lost'))}, out of order {fmt(m.get('out_of_order'))}, disconnected {fmt(m.get('disconnected'))} of 1000 | {mark(ok and m.get('disconnected', 1) == 0)} |")
-        p(f"| … p99 ≤ 10 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')} | {mark(m.get('p99_us', 1e9) <= 10000)} |")
+        p(f"| … p99 ≤ 10 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')}{stolen(m)} | {mark(m.get('p99_us', 1e9) <= 10000)} |")
     for server in ("boardcast-echo", "boardcast-broadcast"):
         vals = [(c, conns[(server, c)]["rss_per_conn_kib"]) for (s, c) in sorted(conns) if s == server]
         if vals:

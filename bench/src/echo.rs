@@ -133,9 +133,9 @@ pub fn run(args: &Args) -> Result<Value, String> {
         .collect();
 
     sleep_until(timeline.window_start);
-    let cpu_before = (cpu(server_pid), cpu(0));
+    let cpu_before = (cpu(server_pid), cpu(0), procfs::steal_ticks().ok());
     sleep_until(timeline.window_end);
-    let cpu_after = (cpu(server_pid), cpu(0));
+    let cpu_after = (cpu(server_pid), cpu(0), procfs::steal_ticks().ok());
 
     let mut total = Tally::new();
     for worker in workers {
@@ -172,6 +172,7 @@ pub fn run(args: &Args) -> Result<Value, String> {
         "first_error": total.first_error,
         "server_cpu": cpu_share(cpu_before.0, cpu_after.0, secs),
         "client_cpu": cpu_share(cpu_before.1, cpu_after.1, secs),
+        "steal": procfs::steal_share(cpu_before.2, cpu_after.2),
     }))
 }
 

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use crate::args::Args;
 use crate::echo::{cpu, cpu_share, sleep_until};
 use crate::wire::{self, opcode, Proto};
-use crate::{histogram, quantile_us, round3, unix_nanos};
+use crate::{histogram, procfs, quantile_us, round3, unix_nanos};
 
 /// How often every socket is read, events or not.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -381,9 +381,9 @@ pub fn run(args: &Args) -> Result<Value, String> {
         })
         .collect();
     sleep_until(window_start);
-    let cpu_before = (cpu(server_pid), cpu(0));
+    let cpu_before = (cpu(server_pid), cpu(0), procfs::steal_ticks().ok());
     sleep_until(window_start + duration);
-    let cpu_after = (cpu(server_pid), cpu(0));
+    let cpu_after = (cpu(server_pid), cpu(0), procfs::steal_ticks().ok());
 
     let mut subs = Vec::with_capacity(count);
     let mut latency = histogram();
@@ -408,6 +408,7 @@ pub fn run(args: &Args) -> Result<Value, String> {
     summary["first_message"] = first_message;
     summary["server_cpu"] = json!(cpu_share(cpu_before.0, cpu_after.0, secs));
     summary["client_cpu"] = json!(cpu_share(cpu_before.1, cpu_after.1, secs));
+    summary["steal"] = json!(procfs::steal_share(cpu_before.2, cpu_after.2));
     Ok(summary)
 }
 

@@ -57,6 +57,38 @@ pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
     }
 }
 
+/// The machine's CPU time so far, from the `cpu` line of `/proc/stat`, in
+/// ticks: (stolen, all). On a VM, "stolen" is time the hypervisor ran
+/// something else while this machine had work: a share of it over a
+/// measurement says how much of the machine the measurement really had.
+pub fn steal_ticks() -> io::Result<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat")?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no cpu line"))?;
+    // user nice system idle iowait irq softirq steal guest guest_nice;
+    // guest time is already counted in user time.
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    if ticks.len() < 8 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "short cpu line"));
+    }
+    Ok((ticks[7], ticks.iter().sum()))
+}
+
+/// The share of all cores' time stolen between two [`steal_ticks`]
+/// readings.
+pub fn steal_share(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((s0, t0), (s1, t1)) = (before?, after?);
+    let all = t1.checked_sub(t0).filter(|&t| t > 0)?;
+    Some(((s1.saturating_sub(s0)) as f64 / all as f64 * 1000.0).round() / 1000.0)
+}
+
 /// Rust's standard library gives every thread an alternate signal stack
 /// (for its stack overflow message): a guard page and 8 KiB, which look
 /// like a tiny thread stack. Mappings this small are not counted as stacks.
