@@ -65,6 +65,14 @@ def fanout_latency(rows, out):
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, linestyle=line,
                         color=COLORS[server], label=f"{NAMES[server]} {key[:-3]}")
+    # A server that dropped subscribers as too slow measured the latency of
+    # those it kept: say so beside the point.
+    for (server, _, n), m in fan.items():
+        gone = m.get("disconnected") or 0
+        if gone:
+            ax.annotate(f"{NAMES[server]}: {gone:.0f} of {n}\ndisconnected, latency\nof the rest",
+                        (n, m["p50_us"] / 1000), textcoords="offset points", xytext=(-150, 12),
+                        fontsize=7, color=COLORS[server])
     ax.plot([100], [1], "k*", markersize=12, label="target p99 at 100: 1 ms")
     ax.plot([1000], [10], "kX", markersize=10, label="target p99 at 1000: 10 ms")
     ax.set_xscale("log")

@@ -135,6 +135,20 @@ def stolen(m):
     return f"; steal {steal(m)}" if m.get("steal") is not None else ""
 
 
+# A run the hypervisor stole less than this share of the machine from.
+QUIET = 0.01
+
+
+def quiet_p99(m):
+    """The median p99 over the runs the hypervisor left alone, if some runs
+    were not: what the server does when it has its core."""
+    rows = [r for r in m["_rows"] if r.get("steal") is not None]
+    quiet = [r["p99_us"] for r in rows if r["steal"] < QUIET]
+    if not quiet or len(quiet) == len(rows):
+        return ""
+    return f"; in the {len(quiet)} of {len(rows)} runs with steal under {QUIET:.0%}: p99 {fmt(statistics.median(quiet))} µs"
+
+
 def first(m):
     """The first-message delay, from the runs' medians."""
     return f"{fmt(m.get('first_p50_ms'))} / {fmt(m.get('first_max_ms'))}"
@@ -290,12 +304,12 @@ def main(path):
         p(f"| … every subscriber's rate within 2× of the mean | min {fmt(m.get('sub_rate_min'))} / mean {fmt(m.get('sub_rate_mean'))} / max {fmt(m.get('sub_rate_max'))} per s (within 2× in {m.get('within_2x_runs')} runs) | {mark(ok)} |")
     m = fixed.get(("boardcast", "fixed", 100))
     if m:
-        p(f"| 1000 msg/s to 100 subscribers: p99 ≤ 1 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')}{stolen(m)} | {mark(m.get('p99_us', 1e9) <= 1000)} |")
+        p(f"| 1000 msg/s to 100 subscribers: p99 ≤ 1 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')}{stolen(m)}{quiet_p99(m)} | {mark(m.get('p99_us', 1e9) <= 1000)} |")
     m = fixed.get(("boardcast", "fixed", 1000))
     if m:
         ok = m.get("lost", 1) == 0 and m.get("out_of_order", 1) == 0
         p(f"| 1000 msg/s to 1000 subscribers: every message to every subscriber that keeps up | lost {fmt(m.get('lost'))}, out of order {fmt(m.get('out_of_order'))}, disconnected {fmt(m.get('disconnected'))} of 1000 | {mark(ok and m.get('disconnected', 1) == 0)} |")
-        p(f"| … p99 ≤ 10 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')}{stolen(m)} | {mark(m.get('p99_us', 1e9) <= 10000)} |")
+        p(f"| … p99 ≤ 10 ms | p99 {fmt(m.get('p99_us'))} µs{spread(m, 'p99_us')}{stolen(m)}{quiet_p99(m)} | {mark(m.get('p99_us', 1e9) <= 10000)} |")
     for server in ("boardcast-echo", "boardcast-broadcast"):
         vals = [(c, conns[(server, c)]["rss_per_conn_kib"]) for (s, c) in sorted(conns) if s == server]
         if vals:
