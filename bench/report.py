@@ -101,7 +101,7 @@ def pratio(m, peer, key):
 
 
 def prange(p):
-    """" (runs: low–high)" for a paired ratio over more than one run."""
+    """The range over runs of a paired ratio, where the runs differ."""
     return f" (runs: {p[1]:.2f}–{p[2]:.2f})" if p and p[1] != p[2] else ""
 
 

@@ -86,7 +86,7 @@ pub fn steal_ticks() -> io::Result<(u64, u64)> {
 pub fn steal_share(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
     let ((s0, t0), (s1, t1)) = (before?, after?);
     let all = t1.checked_sub(t0).filter(|&t| t > 0)?;
-    Some(((s1.saturating_sub(s0)) as f64 / all as f64 * 1000.0).round() / 1000.0)
+    Some(crate::round3(s1.saturating_sub(s0) as f64 / all as f64))
 }
 
 /// Rust's standard library gives every thread an alternate signal stack
