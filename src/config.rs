@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::hub::Policy;
-
 /// Limits and handshake options for connections.
 ///
 /// Every limit bounds what one peer can make the board hold in memory; the
@@ -88,15 +86,13 @@ pub struct Config {
     /// three seconds of readings at 10 Hz.
     pub queue_messages: usize,
     /// The most bytes waiting to be written to one client. Default 256 KiB.
-    /// A published message past it meets the topic's [`Policy`] (its frame
+    /// A published message past it meets the topic's
+    /// [`Policy`](crate::hub::Policy) (its frame
     /// is shared between clients, so this bounds the backlog, not a copy per
     /// client); a handler's own send waits for room, up to
     /// `write_timeout`. A single message larger than this waits for an
     /// empty queue.
     pub queue_bytes: usize,
-    /// What the hub does when a client's queue is full: the default
-    /// [`Policy`] of every topic. Default [`Policy::Disconnect`].
-    pub policy: Policy,
 }
 
 impl Default for Config {
@@ -119,7 +115,6 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             queue_messages: 32,
             queue_bytes: 256 << 10,
-            policy: Policy::Disconnect,
         }
     }
 }
@@ -232,12 +227,6 @@ impl Config {
     /// Sets [`queue_bytes`](Config#structfield.queue_bytes).
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
-        self
-    }
-
-    /// Sets [`policy`](Config#structfield.policy).
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
         self
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 
-use crate::frame::CloseCode;
+use crate::message::CloseCode;
 
 /// Everything that can go wrong on a connection.
 ///
@@ -83,6 +83,8 @@ impl From<ProtocolError> for Error {
 pub enum ProtocolError {
     /// A client frame was not masked (§5.1: the server MUST close).
     UnmaskedFrame,
+    /// A server frame was masked (§5.1: the client MUST close).
+    MaskedFrame,
     /// An RSV bit was set but no extension was negotiated (§5.2).
     ReservedBits,
     /// The opcode is one of the reserved values 0x3–0x7 or 0xB–0xF (§5.2).
@@ -126,6 +128,7 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProtocolError::UnmaskedFrame => f.write_str("client frame is not masked"),
+            ProtocolError::MaskedFrame => f.write_str("server frame is masked"),
             ProtocolError::ReservedBits => f.write_str("reserved bits set without an extension"),
             ProtocolError::ReservedOpCode(op) => write!(f, "reserved opcode {op:#x}"),
             ProtocolError::InvalidLength => {
@@ -251,6 +254,7 @@ mod tests {
         );
         for e in [
             ProtocolError::UnmaskedFrame,
+            ProtocolError::MaskedFrame,
             ProtocolError::ReservedBits,
             ProtocolError::ReservedOpCode(3),
             ProtocolError::InvalidLength,

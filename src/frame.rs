@@ -29,7 +29,7 @@
 //! assert_eq!(payload, b"Hello");
 //! ```
 
-use std::fmt;
+use std::borrow::Cow;
 
 use crate::error::ProtocolError;
 
@@ -87,74 +87,6 @@ impl OpCode {
     /// Whether this is a control opcode (close, ping, pong).
     pub fn is_control(self) -> bool {
         self.as_u8() & 0x8 != 0
-    }
-}
-
-/// A close status code (RFC 6455 §7.4).
-///
-/// Any `u16` converts into one; [`is_sendable`](Self::is_sendable) tells
-/// whether it may appear in a close frame.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CloseCode(pub u16);
-
-impl CloseCode {
-    /// 1000: the purpose of the connection was fulfilled.
-    pub const NORMAL: CloseCode = CloseCode(1000);
-    /// 1001: the endpoint is going away (server shutdown, page left).
-    pub const AWAY: CloseCode = CloseCode(1001);
-    /// 1002: the peer broke the protocol.
-    pub const PROTOCOL: CloseCode = CloseCode(1002);
-    /// 1003: a data type the endpoint cannot accept.
-    pub const UNSUPPORTED: CloseCode = CloseCode(1003);
-    /// 1005: no code was present. Never sent on the wire.
-    pub const NO_STATUS: CloseCode = CloseCode(1005);
-    /// 1006: the connection dropped without a close frame. Never sent.
-    pub const ABNORMAL: CloseCode = CloseCode(1006);
-    /// 1007: a message's data was inconsistent with its type (bad UTF-8).
-    pub const INVALID_DATA: CloseCode = CloseCode(1007);
-    /// 1008: a message broke the endpoint's policy.
-    pub const POLICY: CloseCode = CloseCode(1008);
-    /// 1009: a message was too big to process.
-    pub const TOO_BIG: CloseCode = CloseCode(1009);
-    /// 1010: the client expected an extension the server did not agree to.
-    pub const EXTENSION: CloseCode = CloseCode(1010);
-    /// 1011: the server met an unexpected condition.
-    pub const INTERNAL: CloseCode = CloseCode(1011);
-    /// 1012: the server is restarting (IANA registry).
-    pub const RESTART: CloseCode = CloseCode(1012);
-    /// 1013: try again later, e.g. the server is overloaded (IANA registry).
-    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
-
-    /// Whether the code may be carried by a close frame: 1000–1003,
-    /// 1007–1014 and the application ranges 3000–4999. The others are
-    /// reserved, or (1005, 1006, 1015) stand for conditions that are never
-    /// sent.
-    pub fn is_sendable(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
-    }
-}
-
-impl From<u16> for CloseCode {
-    fn from(code: u16) -> Self {
-        CloseCode(code)
-    }
-}
-
-impl From<CloseCode> for u16 {
-    fn from(code: CloseCode) -> Self {
-        code.0
-    }
-}
-
-impl fmt::Debug for CloseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CloseCode({})", self.0)
-    }
-}
-
-impl fmt::Display for CloseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -269,19 +201,125 @@ impl FrameHeader {
     }
 }
 
-/// Encodes the header of an unmasked server frame with FIN set, as it goes
-/// on the wire before a payload of `len` bytes.
-pub fn server_header(opcode: OpCode, len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
-    let mut out = [0; MAX_HEADER_LEN];
-    let header = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: None,
-        len: len as u64,
-    };
-    let used = header.encode(&mut out);
-    (out, used)
+/// A whole frame ready for the wire: its header, and its payload (masked
+/// when the header has a key). Every frame boardcast sends is made here,
+/// whoever sends it.
+///
+/// An unmasked frame borrows its payload, so a large message goes out in
+/// one vectored write of header and payload, without a copy; a masked one
+/// (a client's) owns its masked copy.
+///
+/// ```
+/// use boardcast::frame::{Frame, OpCode};
+///
+/// // RFC 6455 §5.7: a single-frame unmasked text message, "Hello".
+/// let frame = Frame::new(OpCode::Text, b"Hello", None);
+/// assert_eq!(frame.to_vec(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+///
+/// // The same, masked as a client sends it.
+/// let masked = Frame::new(OpCode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+/// assert_eq!(
+///     masked.to_vec(),
+///     [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct Frame<'a> {
+    header: [u8; MAX_HEADER_LEN],
+    header_len: u8,
+    opcode: OpCode,
+    payload: Cow<'a, [u8]>,
+}
+
+impl<'a> Frame<'a> {
+    /// A final frame (FIN set, no RSV bits) carrying `payload`.
+    pub fn new(opcode: OpCode, payload: &'a [u8], mask: Option<[u8; 4]>) -> Self {
+        Frame::with_header(true, 0, opcode, payload, mask)
+    }
+
+    /// A frame with every header field given: `fin` clear for all but the
+    /// last fragment of a message, `rsv` for the bits an extension gives
+    /// meaning to (RSV1 = `0b100`, as permessage-deflate uses).
+    pub fn with_header(
+        fin: bool,
+        rsv: u8,
+        opcode: OpCode,
+        payload: &'a [u8],
+        mask: Option<[u8; 4]>,
+    ) -> Self {
+        let mut header = [0; MAX_HEADER_LEN];
+        let header_len = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            len: payload.len() as u64,
+        }
+        .encode(&mut header);
+        let payload = match mask {
+            None => Cow::Borrowed(payload),
+            Some(key) => {
+                let mut masked = payload.to_vec();
+                apply_mask(&mut masked, key, 0);
+                Cow::Owned(masked)
+            }
+        };
+        Frame {
+            header,
+            header_len: header_len as u8,
+            opcode,
+            payload,
+        }
+    }
+
+    /// What the frame carries.
+    pub fn opcode(&self) -> OpCode {
+        self.opcode
+    }
+
+    /// The encoded header, 2 to 14 bytes.
+    pub fn header(&self) -> &[u8] {
+        &self.header[..usize::from(self.header_len)]
+    }
+
+    /// The payload as it goes on the wire (masked, for a masked frame).
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The frame's length on the wire.
+    pub fn len(&self) -> usize {
+        usize::from(self.header_len) + self.payload.len()
+    }
+
+    /// Always false: a frame has at least a two-byte header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Appends the whole frame to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len());
+        out.extend_from_slice(self.header());
+        out.extend_from_slice(self.payload());
+    }
+
+    /// The whole frame in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// The same frame, owning its payload (an unmasked frame's is copied).
+    pub fn into_owned(self) -> Frame<'static> {
+        Frame {
+            header: self.header,
+            header_len: self.header_len,
+            opcode: self.opcode,
+            payload: Cow::Owned(self.payload.into_owned()),
+        }
+    }
 }
 
 /// XORs `buf` with the masking key (RFC 6455 §5.3), which both masks and
@@ -420,11 +458,30 @@ mod tests {
 
     #[test]
     fn shortest_length_encoding() {
-        assert_eq!(server_header(OpCode::Text, 125).1, 2);
-        assert_eq!(server_header(OpCode::Text, 126).1, 4);
-        assert_eq!(server_header(OpCode::Text, 65535).1, 4);
-        assert_eq!(server_header(OpCode::Text, 65536).1, 10);
-        assert_eq!(server_header(OpCode::Close, 2).0[..2], [0x88, 0x02]);
+        let header_len = |len: usize| Frame::new(OpCode::Text, &vec![0; len], None).header().len();
+        assert_eq!(header_len(125), 2);
+        assert_eq!(header_len(126), 4);
+        assert_eq!(header_len(65535), 4);
+        assert_eq!(header_len(65536), 10);
+        assert_eq!(Frame::new(OpCode::Close, &[3, 232], None).to_vec(), [0x88, 0x02, 3, 232]);
+    }
+
+    #[test]
+    fn frames_decode_to_what_was_encoded() {
+        let payload: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        for mask in [None, Some([1, 2, 3, 4])] {
+            let wire = Frame::with_header(false, 0b100, OpCode::Binary, &payload, mask).to_vec();
+            let (header, used) = FrameHeader::decode(&wire).unwrap().unwrap();
+            assert_eq!(
+                (header.fin, header.rsv, header.opcode, header.mask, header.len),
+                (false, 0b100, OpCode::Binary, mask, 300)
+            );
+            let mut body = wire[used..].to_vec();
+            if let Some(key) = mask {
+                apply_mask(&mut body, key, 0);
+            }
+            assert_eq!(body, payload);
+        }
     }
 
     #[test]
@@ -458,21 +515,6 @@ mod tests {
             let offset = apply_mask(a, key, 0);
             apply_mask(b, key, offset);
             assert_eq!(pieces, whole, "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn sendable_close_codes() {
-        for code in [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
-            4000, 4999,
-        ] {
-            assert!(CloseCode(code).is_sendable(), "{code}");
-        }
-        for code in [
-            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
-        ] {
-            assert!(!CloseCode(code).is_sendable(), "{code}");
         }
     }
 }

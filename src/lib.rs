@@ -104,18 +104,20 @@
 mod config;
 mod connection;
 mod error;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod hub;
 mod message;
 pub mod protocol;
 mod server;
+mod socket;
 
 pub use config::Config;
-pub use connection::{accept, Connection, Handshake, Reader, Socket, Writer};
+pub use connection::{accept, Connection, Handshake, Reader, Writer};
 pub use error::{Error, HandshakeError, ProtocolError};
-pub use frame::CloseCode;
 pub use handshake::{Accept, Request, Response};
-pub use hub::{Hub, Policy, Stats};
-pub use message::{CloseFrame, Message};
+pub use hub::{Hub, Policy, Published, Stats};
+pub use message::{CloseCode, CloseFrame, Message};
 pub use server::{Client, Sender, Server, ShutdownHandle};
+pub use socket::Socket;

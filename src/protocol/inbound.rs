@@ -1,58 +1,35 @@
-//! The receiving side of an open connection as a sans-I/O state machine:
-//! bytes go in, messages come out, and every violation of RFC 6455 is
-//! reported in one place with the close code it must be answered with.
+//! The receiving half: bytes in, messages out, and every violation of
+//! RFC 6455 reported as soon as the bytes that show it arrive.
 //!
-//! ```text
-//!            next_message() -> Text / Binary / Ping / Pong
-//!              +----+
-//!              |    v
-//!           +--------+   Close frame received   +--------+
-//!   ------->|  OPEN  |------------------------->| CLOSED |
-//!           +--------+   or a ProtocolError     +--------+
-//!                                                 bytes after it are
-//!                                                 ignored (§5.5.1)
-//! ```
-//!
-//! Sending needs no state beyond "has our close frame gone out", which the
-//! writer keeps (see [`Connection`](crate::Connection)): server frames are
-//! unmasked, so any thread can encode them with
-//! [`frame::server_header`].
-//!
-//! The protocol owns its read buffer, so bytes are copied once, from the
-//! buffer into the message being assembled, unmasked on the way:
+//! It owns its read buffer, so bytes are copied once, from the buffer into
+//! the message being assembled, unmasked on the way:
 //!
 //! ```
-//! use boardcast::{protocol::Protocol, Config, Message};
+//! use boardcast::protocol::{Inbound, Role};
+//! use boardcast::{Config, Message};
 //!
-//! let mut protocol = Protocol::new(&Config::default());
+//! let mut inbound = Inbound::new(Role::Server, &Config::default());
 //! // A masked ping with the payload "hi", as a client sends it.
 //! let wire = [0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-//! protocol.buffer()[..wire.len()].copy_from_slice(&wire);
-//! protocol.commit(wire.len());
-//! assert_eq!(protocol.next_message(), Ok(Some(Message::Ping(b"hi".to_vec()))));
-//! assert_eq!(protocol.next_message(), Ok(None)); // all bytes used: read more
+//! inbound.buffer()[..wire.len()].copy_from_slice(&wire);
+//! inbound.commit(wire.len());
+//! assert_eq!(inbound.next_message(), Ok(Some(Message::Ping(b"hi".to_vec()))));
+//! assert_eq!(inbound.next_message(), Ok(None)); // all bytes used: read more
 //! ```
 
 use crate::config::Config;
 use crate::error::ProtocolError;
-use crate::frame::{self, CloseCode, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::message::{CloseFrame, Message};
-
-/// Where the receiving side stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Frames are being received.
-    Open,
-    /// The peer's close frame arrived, or the peer broke the protocol:
-    /// nothing more is read.
-    Closed,
-}
+use crate::extension::Extension;
+use crate::frame::{self, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::message::{CloseCode, CloseFrame, Message};
+use crate::protocol::Role;
 
 /// The frame whose payload is arriving.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
     fin: bool,
     opcode: OpCode,
+    /// The key to unmask with; all zeros (a no-op) for a server's frames.
     mask: [u8; 4],
     mask_offset: usize,
     remaining: u64,
@@ -62,6 +39,9 @@ struct Frame {
 #[derive(Debug)]
 struct Assembly {
     text: bool,
+    /// The RSV bits of its first frame: non-zero when an extension
+    /// transformed it, and must restore it before it is checked.
+    rsv: u8,
     data: Vec<u8>,
     /// `data[..utf8_checked]` is known to be valid UTF-8.
     utf8_checked: usize,
@@ -77,18 +57,21 @@ const DIRECT_CHUNK: usize = 64 << 10;
 /// The most read straight into a message at once.
 const MAX_DIRECT_CHUNK: usize = 1 << 20;
 
-/// The receive state machine of one connection (server side).
+/// The receiving half of one connection's protocol, for either role.
 #[derive(Debug)]
-pub struct Protocol {
+pub struct Inbound {
+    role: Role,
     max_frame_size: usize,
     max_message_size: usize,
-    state: State,
+    /// The peer's close frame arrived, or the peer broke the protocol:
+    /// nothing more is read.
+    closed: bool,
     buf: Vec<u8>,
     buf_size: usize,
     cold: bool,
     start: usize,
     end: usize,
-    /// Where in the message the last [`Protocol::buffer`] pointed, when it
+    /// Where in the message the last [`Inbound::buffer`] pointed, when it
     /// lent out the message itself for a large payload.
     direct: Option<usize>,
     /// The size of the next direct read (zeroed first): it doubles while
@@ -100,16 +83,19 @@ pub struct Protocol {
     frame: Option<Frame>,
     message: Option<Assembly>,
     control: Vec<u8>,
+    /// The negotiated per-message extension, if any.
+    extension: Option<Box<dyn Extension>>,
 }
 
-impl Protocol {
-    /// A protocol with the limits and read buffer size of `config`. The
-    /// read buffer is allocated on first use.
-    pub fn new(config: &Config) -> Self {
-        Protocol {
+impl Inbound {
+    /// The receiving half for `role`, with the limits and read buffer size
+    /// of `config`. The read buffer is allocated on first use.
+    pub fn new(role: Role, config: &Config) -> Self {
+        Inbound {
+            role,
             max_frame_size: config.max_frame_size,
             max_message_size: config.max_message_size,
-            state: State::Open,
+            closed: false,
             buf: Vec::new(),
             buf_size: config.read_buffer_size.max(1),
             cold: false,
@@ -122,21 +108,29 @@ impl Protocol {
             frame: None,
             message: None,
             control: Vec::new(),
+            extension: None,
         }
     }
 
-    /// A protocol that starts with `bytes` already received: what followed
-    /// the handshake request in the same read.
-    pub fn with_received(config: &Config, bytes: &[u8]) -> Self {
-        let mut protocol = Protocol::new(config);
-        protocol.buf = bytes.to_vec();
-        protocol.end = bytes.len();
-        protocol
+    /// A receiving half that starts with `bytes` already received: what
+    /// followed the handshake in the same read.
+    pub fn with_received(role: Role, config: &Config, bytes: &[u8]) -> Self {
+        let mut inbound = Inbound::new(role, config);
+        inbound.buf = bytes.to_vec();
+        inbound.end = bytes.len();
+        inbound
     }
 
-    /// Where the receiving side stands.
-    pub fn state(&self) -> State {
-        self.state
+    /// Gives meaning to the RSV bits of [`Extension::rsv`]: messages whose
+    /// first frame carries them are restored by the extension.
+    pub fn set_extension(&mut self, extension: Box<dyn Extension>) {
+        self.extension = Some(extension);
+    }
+
+    /// Whether the peer's close frame arrived or the peer broke the
+    /// protocol: nothing more will be returned.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Tells whether the link is cold (quiet for a while), so the next
@@ -213,9 +207,9 @@ impl Protocol {
     /// byte received so far has been used and more must be read.
     ///
     /// A [`Message::Ping`] is owed a pong and a [`Message::Close`] a close
-    /// reply (with the same code); the caller sends them. After a close
-    /// frame, or an error, the state is [`State::Closed`] and nothing more is
-    /// returned.
+    /// reply (with the same code): [`Reply::to`](super::Reply::to) says
+    /// which. After a close frame, or an error, the half is
+    /// [closed](Self::is_closed) and nothing more is returned.
     ///
     /// # Errors
     ///
@@ -223,13 +217,13 @@ impl Protocol {
     /// UTF-8 sequence fails even in the middle of a frame. Answer it with a
     /// close frame carrying [`ProtocolError::close_code`].
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
-        if self.state == State::Closed {
+        if self.closed {
             self.start = self.end;
             return Ok(None);
         }
         let result = self.advance();
         if result.is_err() {
-            self.state = State::Closed;
+            self.closed = true;
             self.message = None;
             self.start = self.end;
         }
@@ -238,7 +232,7 @@ impl Protocol {
 
     fn advance(&mut self) -> Result<Option<Message>, ProtocolError> {
         // Text read straight into the message is checked here.
-        if let Some(message) = self.message.as_mut().filter(|m| m.text) {
+        if let Some(message) = self.message.as_mut().filter(|m| m.text && m.rsv == 0) {
             check_utf8(message)?;
         }
         loop {
@@ -291,13 +285,25 @@ impl Protocol {
     fn begin_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
         // §5.2: "If a nonzero value is received and none of the negotiated
         // extensions defines the meaning of such a nonzero value, the
-        // receiving endpoint MUST _Fail the WebSocket Connection_."
-        if header.rsv != 0 {
+        // receiving endpoint MUST _Fail the WebSocket Connection_." A
+        // per-message extension's bits mark a message's first frame only.
+        let allowed = match header.opcode {
+            OpCode::Text | OpCode::Binary => self.extension.as_ref().map_or(0, |e| e.rsv()),
+            _ => 0,
+        };
+        if header.rsv & !allowed != 0 {
             return Err(ProtocolError::ReservedBits);
         }
-        // §5.1: "The server MUST close the connection upon receiving a frame
-        // that is not masked."
-        let mask = header.mask.ok_or(ProtocolError::UnmaskedFrame)?;
+        let mask = match (self.role, header.mask) {
+            (Role::Server, Some(key)) => key,
+            // §5.1: "The server MUST close the connection upon receiving a
+            // frame that is not masked."
+            (Role::Server, None) => return Err(ProtocolError::UnmaskedFrame),
+            // §5.1: "A client MUST close a connection if it detects a masked
+            // frame."
+            (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
+            (Role::Client, None) => [0; 4],
+        };
         if header.opcode.is_control() {
             // §5.5: "All control frames MUST have a payload length of 125
             // bytes or less and MUST NOT be fragmented."
@@ -318,6 +324,7 @@ impl Protocol {
                 (opcode, None) => {
                     self.message = Some(Assembly {
                         text: opcode == OpCode::Text,
+                        rsv: header.rsv,
                         data: Vec::new(),
                         utf8_checked: 0,
                     });
@@ -356,7 +363,7 @@ impl Protocol {
         target.extend_from_slice(bytes);
         frame.mask_offset = frame::apply_mask(&mut target[at..], frame.mask, frame.mask_offset);
         self.frame = Some(frame);
-        if let Some(message) = self.message.as_mut().filter(|m| m.text) {
+        if let Some(message) = self.message.as_mut().filter(|m| m.text && m.rsv == 0) {
             if !frame.opcode.is_control() {
                 check_utf8(message)?;
             }
@@ -378,15 +385,23 @@ impl Protocol {
             OpCode::Pong => Message::Pong(std::mem::take(&mut self.control)),
             OpCode::Close => {
                 let close = parse_close(&self.control)?;
-                self.state = State::Closed;
+                self.closed = true;
                 Message::Close(close)
             }
             _ if !frame.fin => return Ok(None),
             _ => {
-                let message = self
+                let mut message = self
                     .message
                     .take()
                     .expect("a data frame belongs to a message");
+                if message.rsv != 0 {
+                    let extension = self
+                        .extension
+                        .as_mut()
+                        .expect("RSV bits pass only with an extension");
+                    message.data =
+                        extension.decode(message.rsv, message.data, self.max_message_size)?;
+                }
                 if !message.text {
                     Message::Binary(message.data)
                 } else {
@@ -437,26 +452,14 @@ fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A masked client frame, as a browser sends it.
+    /// A masked client frame, as a browser sends it; reserved opcodes are
+    /// patched into the first byte.
     pub(crate) fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        let mut out = vec![(u8::from(fin) << 7) | opcode];
-        match payload.len() {
-            n @ 0..=125 => out.push(0x80 | n as u8),
-            n @ 126..=0xFFFF => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        let at = out.len();
-        out.extend_from_slice(payload);
-        frame::apply_mask(&mut out[at..], mask, 0);
-        out
+        let op = OpCode::from_u8(opcode).unwrap_or(OpCode::Binary);
+        let mut wire =
+            frame::Frame::with_header(fin, 0, op, payload, Some([0x12, 0x34, 0x56, 0x78])).to_vec();
+        wire[0] = (wire[0] & 0xF0) | opcode;
+        wire
     }
 
     fn text(fin: bool, payload: &[u8]) -> Vec<u8> {
@@ -476,7 +479,7 @@ pub(crate) mod tests {
     /// Feeds `wire` in pieces of `chunk` bytes and collects everything the
     /// protocol returns, stopping at the first error.
     fn feed_in(config: &Config, wire: &[u8], chunk: usize) -> Vec<Result<Message, ProtocolError>> {
-        let mut protocol = Protocol::new(config);
+        let mut protocol = Inbound::new(Role::Server, config);
         let mut out = Vec::new();
         for piece in wire.chunks(chunk) {
             let buf = protocol.buffer();
@@ -741,7 +744,7 @@ pub(crate) mod tests {
 
     #[test]
     fn nothing_after_an_error() {
-        let mut protocol = Protocol::new(&Config::default());
+        let mut protocol = Inbound::new(Role::Server, &Config::default());
         let wire = concat(&[cont(true, b"x"), text(true, b"fine")]);
         protocol.buffer()[..wire.len()].copy_from_slice(&wire);
         protocol.commit(wire.len());
@@ -749,7 +752,7 @@ pub(crate) mod tests {
             protocol.next_message(),
             Err(ProtocolError::UnexpectedContinuation)
         );
-        assert_eq!(protocol.state(), State::Closed);
+        assert!(protocol.is_closed());
         assert_eq!(protocol.next_message(), Ok(None));
     }
 
@@ -815,7 +818,7 @@ pub(crate) mod tests {
             .max_message_size(1 << 20);
         let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
         let wire = client_frame(true, 0x2, &payload);
-        let mut protocol = Protocol::new(&config);
+        let mut protocol = Inbound::new(Role::Server, &config);
         let mut rest = &wire[..];
         let mut offered = Vec::new();
         while !rest.is_empty() {
@@ -839,7 +842,7 @@ pub(crate) mod tests {
     fn a_trickled_payload_costs_little_zeroing() {
         let config = Config::default().read_buffer_size(1024);
         let wire = client_frame(true, 0x2, &[7; 100_000]);
-        let mut protocol = Protocol::new(&config);
+        let mut protocol = Inbound::new(Role::Server, &config);
         let mut largest_late_offer = 0;
         for (i, byte) in wire.iter().enumerate() {
             let buf = protocol.buffer();
@@ -859,7 +862,7 @@ pub(crate) mod tests {
     fn received_bytes_larger_than_the_buffer() {
         let config = Config::default().read_buffer_size(8);
         let wire = concat(&[text(true, b"first"), text(true, b"second message")]);
-        let mut protocol = Protocol::with_received(&config, &wire);
+        let mut protocol = Inbound::with_received(Role::Server, &config, &wire);
         assert_eq!(
             protocol.next_message(),
             Ok(Some(Message::Text("first".into())))
@@ -870,5 +873,79 @@ pub(crate) mod tests {
         );
         assert_eq!(protocol.next_message(), Ok(None));
         assert!(!protocol.buffer().is_empty());
+    }
+
+    #[test]
+    fn a_client_refuses_masked_frames_and_reads_unmasked_ones() {
+        let mut inbound = Inbound::new(Role::Client, &Config::default());
+        let wire = frame::Frame::new(OpCode::Text, b"hi", None).to_vec();
+        inbound.buffer()[..wire.len()].copy_from_slice(&wire);
+        inbound.commit(wire.len());
+        assert_eq!(inbound.next_message(), Ok(Some(Message::Text("hi".into()))));
+
+        let mut inbound = Inbound::new(Role::Client, &Config::default());
+        let wire = text(true, b"hi");
+        inbound.buffer()[..wire.len()].copy_from_slice(&wire);
+        inbound.commit(wire.len());
+        assert_eq!(inbound.next_message(), Err(ProtocolError::MaskedFrame));
+        assert_eq!(ProtocolError::MaskedFrame.close_code(), CloseCode::PROTOCOL);
+    }
+
+    /// Marks messages with RSV1 and reverses their payload: enough to show
+    /// where a per-message extension plugs in.
+    #[derive(Debug)]
+    struct Reverse;
+
+    impl Extension for Reverse {
+        fn rsv(&self) -> u8 {
+            0b100
+        }
+
+        fn decode(
+            &mut self,
+            rsv: u8,
+            mut payload: Vec<u8>,
+            max_size: usize,
+        ) -> Result<Vec<u8>, ProtocolError> {
+            assert_eq!(rsv, 0b100);
+            if payload.len() > max_size {
+                return Err(ProtocolError::MessageTooBig);
+            }
+            payload.reverse();
+            Ok(payload)
+        }
+    }
+
+    fn with_rsv1(mut wire: Vec<u8>) -> Vec<u8> {
+        wire[0] |= 0x40;
+        wire
+    }
+
+    #[test]
+    fn an_extension_restores_the_messages_it_marked() {
+        // "abé" reversed: not UTF-8 until the extension restores it.
+        let wire = concat(&[
+            with_rsv1(text(false, &[0xA9, 0xC3, b'b'])),
+            cont(true, b"a"),
+            text(true, b"plain"),
+        ]);
+        let mut inbound = Inbound::new(Role::Server, &Config::default());
+        inbound.set_extension(Box::new(Reverse));
+        inbound.buffer()[..wire.len()].copy_from_slice(&wire);
+        inbound.commit(wire.len());
+        assert_eq!(inbound.next_message(), Ok(Some(Message::Text("abé".into()))));
+        assert_eq!(inbound.next_message(), Ok(Some(Message::Text("plain".into()))));
+
+        // Its bit on a continuation or a control frame is still reserved.
+        for wire in [
+            concat(&[text(false, b"a"), with_rsv1(cont(true, b"b"))]),
+            with_rsv1(client_frame(true, 0x9, b"")),
+        ] {
+            let mut inbound = Inbound::new(Role::Server, &Config::default());
+            inbound.set_extension(Box::new(Reverse));
+            inbound.buffer()[..wire.len()].copy_from_slice(&wire);
+            inbound.commit(wire.len());
+            assert_eq!(inbound.next_message(), Err(ProtocolError::ReservedBits));
+        }
     }
 }

@@ -1,0 +1,241 @@
+//! The opening handshake over a stream: read the request, then accept it
+//! as a WebSocket or answer it with a page or a refusal.
+
+use std::io::{self, Read, Write};
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::error::{Error, HandshakeError};
+use crate::handshake::{Accept, AcceptKey, Parts, Request, Response, Status};
+use crate::protocol::{Inbound, Role};
+
+/// Reads the opening handshake from `stream` and accepts it with the
+/// configured subprotocols and origin policy.
+///
+/// A request that is not a valid upgrade gets its HTTP refusal (400, 403,
+/// 405, 426 or 431, with a plain-text reason). To serve pages on the same
+/// port, add headers or decide per request, use [`Handshake`].
+///
+/// # Errors
+///
+/// [`Error::Handshake`] after a refusal was sent, [`Error::Io`] if the
+/// stream fails or ends first.
+pub fn accept<S: Read + Write>(stream: S, config: &Config) -> Result<Connection<S>, Error> {
+    Handshake::read(stream, config)?.accept(Accept::new())
+}
+
+/// An HTTP request read from a new stream, waiting for the application's
+/// answer: accept it as a WebSocket, or respond with a page or a refusal.
+///
+/// ```no_run
+/// use boardcast::{Config, Handshake, Response, handshake::Accept};
+///
+/// # fn main() -> Result<(), boardcast::Error> {
+/// let listener = std::net::TcpListener::bind("127.0.0.1:8080")?;
+/// let config = Config::default();
+/// let (stream, _) = listener.accept()?;
+/// let handshake = Handshake::read(stream, &config)?;
+/// let request = handshake.request();
+/// if !request.is_upgrade() {
+///     return handshake.respond(&Response::html("<h1>hello</h1>"));
+/// }
+/// if request.path() != "/ws" {
+///     return handshake.respond(&Response::text(404, "not found"));
+/// }
+/// let mut connection = handshake.accept(Accept::new().header("X-Board", "pi"))?;
+/// connection.send_text("welcome")?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Handshake<'c, S> {
+    stream: S,
+    config: &'c Config,
+    buf: Vec<u8>,
+    filled: usize,
+    parts: Parts,
+}
+
+impl<'c, S: Read + Write> Handshake<'c, S> {
+    /// Reads a request head from `stream`, at most
+    /// [`Config::max_request_size`](Config#structfield.max_request_size)
+    /// bytes. Set a read timeout on the stream first to drop clients that
+    /// trickle their request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Handshake`] for a malformed or oversized request, after its
+    /// 400 or 431 reply was sent; [`Error::Io`] if the stream fails or ends.
+    pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
+        let limit = config.max_request_size.max(1);
+        // 2 KiB holds a browser's request. Being over glibc's per-thread
+        // cache limit (1 KiB), it goes back to the shared heap when freed
+        // instead of staying parked with this thread for its lifetime.
+        let mut buf = vec![0; limit.min(2048)];
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                buf.resize((buf.len() * 2).min(limit), 0);
+            }
+            let n = match stream.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "stream ended before the request head",
+                    )
+                    .into())
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            filled += n;
+            match Request::parse(&buf[..filled], config) {
+                Ok(Status::Partial) => {}
+                Ok(Status::Complete(request)) => {
+                    let parts = request.parts();
+                    return Ok(Handshake {
+                        stream,
+                        config,
+                        buf,
+                        filled,
+                        parts,
+                    });
+                }
+                Err(e) => return Err(refuse(&mut stream, e)),
+            }
+        }
+    }
+
+    /// The request.
+    pub fn request(&self) -> Request<'_> {
+        Request::from_parts(&self.buf[..self.filled], self.parts)
+    }
+
+    /// Accepts the upgrade: checks it (RFC 6455 §4.2.1 and the origin
+    /// allow-list), selects a subprotocol unless `accept` names one, and
+    /// sends `101 Switching Protocols` with `accept`'s headers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Handshake`] if the request is not a valid upgrade, after its
+    /// refusal was sent; [`Error::Io`] if writing fails.
+    pub fn accept(mut self, accept: Accept) -> Result<Connection<S>, Error> {
+        let key = self.check()?;
+        let inbound = Inbound::with_received(Role::Server, self.config, self.after_head());
+        Ok(Connection::new(self.switch(accept, &key)?, inbound, Role::Server))
+    }
+
+    /// Accepts as [`accept`](Self::accept) does, for a server that keeps
+    /// its own handle on the stream: returns the receiving half (holding any
+    /// bytes that followed the request) and a copy of the request head.
+    pub(crate) fn upgrade(mut self, accept: Accept) -> Result<Box<Received>, Error> {
+        let key = self.check()?;
+        let received = self.received();
+        self.switch(accept, &key)?;
+        Ok(received)
+    }
+
+    /// Not inlined: its temporaries are not on the stack below `switch`.
+    #[inline(never)]
+    fn received(&self) -> Box<Received> {
+        Box::new(Received {
+            inbound: Inbound::with_received(Role::Server, self.config, self.after_head()),
+            head: self.buf[..self.request().len()].to_vec(),
+            parts: self.parts,
+        })
+    }
+
+    /// The bytes that followed the request head in the same reads.
+    fn after_head(&self) -> &[u8] {
+        &self.buf[self.request().len()..self.filled]
+    }
+
+    /// The request's accept key; a refusal is sent if it is not a valid
+    /// upgrade. Not inlined, so that hashing the key runs beside the callers'
+    /// frames rather than below them: a server thread keeps every stack page
+    /// it ever touched resident.
+    #[inline(never)]
+    fn check(&mut self) -> Result<AcceptKey, Error> {
+        match self.request().validate(self.config) {
+            Ok(key) => Ok(key),
+            Err(e) => Err(refuse(&mut self.stream, e)),
+        }
+    }
+
+    /// Selects the subprotocol and answers `101 Switching Protocols`, in the
+    /// request's buffer (the request is no longer needed); returns the
+    /// stream.
+    #[inline(never)]
+    fn switch(mut self, mut accept: Accept, key: &AcceptKey) -> Result<S, Error> {
+        let request = self.request();
+        if accept.selected_protocol().is_none() {
+            if let Some(protocol) = request.select_protocol(&self.config.protocols) {
+                accept = accept.protocol(protocol);
+            }
+        }
+        log::debug!(
+            "accepting {} {} (protocol {:?})",
+            request.method(),
+            request.target(),
+            accept.selected_protocol()
+        );
+        let mut response = self.buf;
+        response.clear();
+        accept.write_response(key, &mut response);
+        write_all(&mut self.stream, &response)?;
+        Ok(self.stream)
+    }
+
+    /// Answers with a plain HTTP response (a page, a redirect, a refusal of
+    /// the application's own) instead of upgrading. The stream is then done:
+    /// drop it to close the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if writing fails.
+    pub fn respond(mut self, response: &Response) -> Result<(), Error> {
+        let mut out = Vec::new();
+        response.write(self.request().method() != "HEAD", &mut out);
+        log::debug!(
+            "{} {} -> {}",
+            self.request().method(),
+            self.request().target(),
+            response.status()
+        );
+        write_all(&mut self.stream, &out)?;
+        Ok(())
+    }
+
+    /// The stream, for requests the application answers itself.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+/// What an accepted upgrade has received: the request head, and the
+/// receiving half holding any bytes that followed it. Boxed, so the server moves
+/// a pointer rather than a few hundred bytes through its connection
+/// thread's stack.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) inbound: Inbound,
+    pub(crate) head: Vec<u8>,
+    pub(crate) parts: Parts,
+}
+
+/// Sends the refusal for `error` and returns it as an [`Error`].
+fn refuse<W: Write>(stream: &mut W, error: HandshakeError) -> Error {
+    log::info!("refusing handshake: {error}");
+    let mut out = Vec::new();
+    Response::refusal(error).write(true, &mut out);
+    if let Err(e) = write_all(stream, &out) {
+        log::debug!("could not send the refusal: {e}");
+    }
+    Error::Handshake(error)
+}
+
+fn write_all<W: Write>(stream: &mut W, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes)?;
+    stream.flush()
+}

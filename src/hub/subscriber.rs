@@ -1,0 +1,136 @@
+//! What the hub sees of a subscriber, whatever its transport: a message is
+//! offered under the topic's policy, and the subscriber says what became of
+//! it. A WebSocket client implements it today; an SSE stream or a
+//! long-poll cursor is another implementation of the same trait.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::frame::{Frame, OpCode};
+
+/// What happens when a message is published to a subscriber whose queue is
+/// full, because the subscriber (or its link) is slower than the publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Close the client with code 1013 (try again later): it keeps every
+    /// message it gets in order, or none. The default. Its queue is freed at
+    /// once; the close frame follows the write in progress, and a client
+    /// that reads nothing at all is cut at the write timeout.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued message to make room: the client keeps up with
+    /// the present and loses part of the past. Only published messages are
+    /// dropped: while a message your handler sent waits in the queue, or for
+    /// room in it, the new one is dropped instead, so the handler's are
+    /// neither lost nor kept waiting by the publisher.
+    DropOldest,
+    /// Keep only the newest message of this topic waiting for the client: a
+    /// new one replaces the one not yet sent. The right policy for sensor
+    /// readings: a dashboard that fell behind wants the current value, not a
+    /// backlog.
+    KeepLatest,
+}
+
+/// A subscriber of hub topics, reached without knowing its transport.
+///
+/// [`offer`](Self::offer) is called on the publisher's thread, once per
+/// published message, in the topic's sequence order: it must not block on
+/// the subscriber's link (queue the message and return), so that no client
+/// slows the publisher or the others.
+pub trait Subscriber: Send + Sync + fmt::Debug {
+    /// Offers a message published to one of the subscriber's topics, under
+    /// that topic's policy.
+    fn offer(&self, message: &Encoded, policy: Policy) -> Delivery;
+
+    /// The subscriber left `topic`: nothing of it still waiting may be
+    /// delivered after this returns.
+    fn unsubscribed(&self, topic: &str) {
+        let _ = topic;
+    }
+}
+
+/// What became of a message offered to a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued for the subscriber.
+    Queued,
+    /// Queued in place of an older message of the same topic
+    /// ([`Policy::KeepLatest`]).
+    Superseded,
+    /// Queued after dropping the oldest message, or dropped itself
+    /// ([`Policy::DropOldest`]).
+    DroppedOldest,
+    /// Not queued: the subscriber was too slow and is being disconnected
+    /// ([`Policy::Disconnect`]).
+    Disconnected,
+    /// Not queued: the subscriber is closing.
+    Closed,
+}
+
+/// A message encoded once and shared by every queue it is in: its topic
+/// and sequence number, and its bytes as a WebSocket frame (server frames
+/// are unmasked, so they are the same for every client), from which the
+/// payload is a slice. One pointer wide, so a queue of 32 costs 256 bytes.
+#[derive(Clone)]
+pub struct Encoded(Arc<Inner>);
+
+struct Inner {
+    /// The topic it was published to; `None` for a message sent to one
+    /// client.
+    topic: Option<Arc<str>>,
+    seq: u64,
+    opcode: OpCode,
+    header_len: u8,
+    frame: Box<[u8]>,
+}
+
+impl Encoded {
+    /// Keeps `frame` (a server's, unmasked): published to `topic` as its
+    /// message number `seq`, or (`topic` `None`) sent to one client.
+    pub(crate) fn new(topic: Option<Arc<str>>, seq: u64, frame: &Frame<'_>) -> Self {
+        Encoded(Arc::new(Inner {
+            topic,
+            seq,
+            opcode: frame.opcode(),
+            header_len: frame.header().len() as u8,
+            frame: frame.to_vec().into_boxed_slice(),
+        }))
+    }
+
+    /// The topic it was published to; `None` for a message sent to one
+    /// client.
+    pub fn topic(&self) -> Option<&Arc<str>> {
+        self.0.topic.as_ref()
+    }
+
+    /// Its sequence number in its topic: 1 for the first message published
+    /// to the topic since the hub started, one more for each after.
+    pub fn seq(&self) -> u64 {
+        self.0.seq
+    }
+
+    /// Whether it is a text message (else binary).
+    pub fn is_text(&self) -> bool {
+        self.0.opcode == OpCode::Text
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.0.frame[usize::from(self.0.header_len)..]
+    }
+
+    /// The whole WebSocket frame, as it goes on the wire.
+    pub fn frame(&self) -> &[u8] {
+        &self.0.frame
+    }
+}
+
+impl fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encoded")
+            .field("topic", &self.0.topic)
+            .field("seq", &self.0.seq)
+            .field("len", &self.payload().len())
+            .finish()
+    }
+}

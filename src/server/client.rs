@@ -1,0 +1,345 @@
+//! A WebSocket client of the server, as its handler sees it: receive on
+//! the connection thread, send from any thread, subscribe to hub topics.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::connection::{self, Duplex, Received};
+use crate::error::Error;
+use crate::frame::{Frame, OpCode};
+use crate::handshake::Request;
+use crate::hub::{Encoded, Hub, Subscriber};
+use crate::message::{CloseCode, Message};
+use crate::protocol::Reply;
+use crate::server::outbox::Outbox;
+use crate::server::Shared;
+use crate::socket::Socket;
+
+/// What the connection thread and the writer thread of a client share.
+#[derive(Debug)]
+pub(super) struct Link {
+    /// The key of the client's entry in [`Shared::connections`].
+    pub(super) id: u64,
+    pub(super) shared: Arc<Shared>,
+    pub(super) stream: Arc<dyn Socket>,
+    pub(super) outbox: Arc<Outbox>,
+    /// When bytes last arrived, in the server's milliseconds.
+    pub(super) last_received: AtomicU64,
+    /// Whether the last read came after a quiet spell: the link is cold,
+    /// and the next read makes do with a small buffer.
+    pub(super) cold: AtomicBool,
+    /// Why the writer cut the connection (keepalive, failed write), once it
+    /// has: the end of the stream the reader then sees is this error for
+    /// the handler, not a clean close, even though the outbox is closing.
+    pub(super) cut: OnceLock<(io::ErrorKind, String)>,
+}
+
+impl Link {
+    /// The client as a hub subscriber.
+    fn subscriber(&self) -> Arc<dyn Subscriber> {
+        self.outbox.clone()
+    }
+}
+
+/// A read that comes this long after the previous one finds the link cold.
+const COLD_AFTER_MS: u64 = 100;
+
+impl Drop for Link {
+    /// The client's handler and writer are both done with it: free its
+    /// slot under `max_connections`, and the server's handle on its socket.
+    fn drop(&mut self) {
+        self.shared.connections().remove(&self.id);
+    }
+}
+
+/// One connected client, handed to your handler on its own thread.
+///
+/// Receive with [`recv`](Self::recv); send with [`send`](Self::send) (or
+/// from other threads through a [`sender`](Self::sender)); subscribe to hub
+/// topics. Dropping it closes the connection (code 1000) if it is still
+/// open.
+pub struct Client {
+    pub(super) id: u64,
+    pub(super) peer: SocketAddr,
+    pub(super) link: Arc<Link>,
+    /// On the heap: a `Client` is moved into your handler, and every copy
+    /// on the connection thread's stack deepens the pages it keeps resident.
+    pub(super) state: Box<Received>,
+    pub(super) done: bool,
+    pub(super) config: Arc<Config>,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("request", &self.request())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A number that identifies this client while the server runs.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The upgrade request: path, query, headers.
+    pub fn request(&self) -> Request<'_> {
+        Request::from_parts(&self.state.head, self.state.parts)
+    }
+
+    /// Receives the next message, as [`Connection::recv`](crate::Connection::recv)
+    /// does: pings are answered, the peer's close is answered and returned
+    /// as [`Message::Close`], then `Ok(None)`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Connection::recv`](crate::Connection::recv); also when the
+    /// server cut the connection (keepalive, shutdown, slow consumer).
+    pub fn recv(&mut self) -> Result<Option<Message>, Error> {
+        let mut io = ClientIo {
+            link: &self.link,
+            shared: &self.shared,
+        };
+        let result = connection::recv(&mut self.state.inbound, &mut self.done, &mut io);
+        if self.done {
+            self.finish_reading();
+        }
+        result
+    }
+
+    fn finish_reading(&self) {
+        self.link.outbox.pending().reader_done = true;
+        self.link.outbox.ring();
+    }
+
+    /// Queues a message for this client. Waits while its queue is full (in
+    /// [`queue_messages`](Config#structfield.queue_messages) or
+    /// [`queue_bytes`](Config#structfield.queue_bytes)), at most
+    /// [`write_timeout`](Config#structfield.write_timeout): a handler that
+    /// outpaces its client is slowed down, not buffered without bound.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the connection is closing,
+    /// [`Error::ControlTooLong`] for a ping over 125 bytes, and `TimedOut`
+    /// if the queue stayed full.
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.sender().send(message)
+    }
+
+    /// Queues a text message; see [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn send_text(&self, text: &str) -> Result<(), Error> {
+        self.sender().send_text(text)
+    }
+
+    /// Queues a binary message; see [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
+        self.sender().send_binary(data)
+    }
+
+    /// Queues a ping; the client's pong comes back through
+    /// [`recv`](Self::recv). (The server pings quiet clients by itself: see
+    /// [`ping_interval`](Config#structfield.ping_interval).)
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn ping(&self, payload: &[u8]) -> Result<(), Error> {
+        self.sender().ping(payload)
+    }
+
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
+    /// it returns `Ok(None)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if closing already started,
+    /// [`Error::ControlTooLong`] for a reason over 123 bytes.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.sender().close(code, reason)
+    }
+
+    /// A handle to send to this client from other threads.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            outbox: Arc::clone(&self.link.outbox),
+            timeout: self.config.write_timeout,
+        }
+    }
+
+    /// Subscribes to a hub topic; returns false if already subscribed.
+    pub fn subscribe(&self, topic: &str) -> bool {
+        self.shared.hub.subscribe(topic, &self.link.subscriber())
+    }
+
+    /// Unsubscribes from a hub topic; returns false if not subscribed.
+    pub fn unsubscribe(&self, topic: &str) -> bool {
+        self.shared.hub.unsubscribe(topic, &self.link.subscriber())
+    }
+
+    /// The server's hub.
+    pub fn hub(&self) -> Hub {
+        self.shared.hub.clone()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.hub.unsubscribe_all(&self.link.subscriber());
+        if !self.done {
+            // Close, and wait (bounded) for the peer's answer so the close
+            // is clean.
+            let _ = self.link.outbox.close(Some(CloseCode::NORMAL), "");
+            let deadline = Instant::now() + self.config.close_timeout;
+            while !self.done {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || self.link.stream.set_read_timeout(Some(left)).is_err() {
+                    break;
+                }
+                if self.recv().is_err() && !self.done {
+                    break;
+                }
+            }
+        }
+        self.finish_reading();
+        self.shared.counters.clients.fetch_sub(1, Ordering::Relaxed);
+        log::debug!("client {} gone", self.id);
+    }
+}
+
+struct ClientIo<'a> {
+    link: &'a Link,
+    shared: &'a Shared,
+}
+
+impl Duplex for ClientIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.link.outbox.read(&*self.link.stream, buf)?;
+        if n == 0 {
+            if let Some((kind, why)) = self.link.cut.get() {
+                return Err(io::Error::new(*kind, why.as_str()));
+            }
+        }
+        let now = self.shared.millis();
+        let before = self.link.last_received.swap(now, Ordering::Relaxed);
+        let cold = now.saturating_sub(before) >= COLD_AFTER_MS;
+        self.link.cold.store(cold, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn reply(&mut self, reply: &Reply<'_>) -> Result<bool, Error> {
+        // Queued for the writer thread, which writes pongs and our close.
+        Ok(match reply {
+            Reply::Pong(payload) => self.link.outbox.pong(payload),
+            Reply::Close { code, reason } => self.link.outbox.close(*code, reason).is_ok(),
+        })
+    }
+
+    fn is_closing(&self) -> bool {
+        self.link.outbox.is_closing()
+    }
+
+    fn is_cold(&self) -> bool {
+        self.link.cold.load(Ordering::Relaxed)
+    }
+
+    fn was_reset(&mut self) -> bool {
+        connection::write_fails(&*self.link.stream)
+    }
+}
+
+/// Sends to one client from any thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    outbox: Arc<Outbox>,
+    timeout: Duration,
+}
+
+impl Sender {
+    /// Queues a message; see [`Client::send`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::send`].
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        match &message {
+            Message::Close(frame) => self.outbox.close(
+                frame.as_ref().map(|f| f.code),
+                frame.as_ref().map_or("", |f| &f.reason),
+            ),
+            _ => self.queue(&self.outbox.outbound.message(&message)?),
+        }
+    }
+
+    /// Queues a text message; see [`Client::send`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::send`].
+    pub fn send_text(&self, text: &str) -> Result<(), Error> {
+        self.queue(&self.outbox.outbound.frame(OpCode::Text, text.as_bytes())?)
+    }
+
+    /// Queues a binary message; see [`Client::send`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::send`].
+    pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
+        self.queue(&self.outbox.outbound.frame(OpCode::Binary, data)?)
+    }
+
+    /// Queues a ping; see [`Client::ping`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::send`].
+    pub fn ping(&self, payload: &[u8]) -> Result<(), Error> {
+        self.queue(&self.outbox.outbound.frame(OpCode::Ping, payload)?)
+    }
+
+    fn queue(&self, frame: &Frame<'_>) -> Result<(), Error> {
+        if self.outbox.send(Encoded::new(None, 0, frame), self.timeout) {
+            Ok(())
+        } else if self.outbox.is_closing() {
+            Err(Error::Closed)
+        } else {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "client queue stayed full").into())
+        }
+    }
+
+    /// Starts the closing handshake; see [`Client::close`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::close`].
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.outbox.close(Some(code), reason)
+    }
+
+    /// Whether the connection is closing: nothing more will be sent.
+    pub fn is_closing(&self) -> bool {
+        self.outbox.is_closing()
+    }
+}

@@ -1,0 +1,181 @@
+//! A connection thread: the handshake under its deadline, routing (pages,
+//! refusals, upgrades), then the handler with its client.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::connection::{Handshake, Received};
+use crate::error::{Error, HandshakeError};
+use crate::handshake::{Accept, Response};
+use crate::hub::bump;
+use crate::server::client::{Client, Link};
+use crate::server::outbox::Outbox;
+use crate::server::writer::Writer;
+use crate::server::{Handler, HttpFn, Shared, UpgradeFn};
+use crate::socket::Socket;
+
+/// Everything a connection thread needs.
+pub(super) struct Task {
+    pub(super) id: u64,
+    pub(super) peer: SocketAddr,
+    pub(super) stream: Arc<dyn Socket>,
+    /// Made on the accept thread: building a channel takes a deep stack
+    /// frame, and the pages it touches on a connection thread stay resident
+    /// for the connection's life.
+    pub(super) outbox: Arc<Outbox>,
+    pub(super) config: Arc<Config>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) on_http: Option<Arc<HttpFn>>,
+    pub(super) on_upgrade: Option<Arc<UpgradeFn>>,
+    pub(super) handler: Arc<Handler>,
+}
+
+impl Task {
+    pub(super) fn run(self) {
+        let Some(client) = self.upgrade() else {
+            return;
+        };
+        let writer = Writer {
+            link: Arc::clone(&client.link),
+            config: Arc::clone(&self.config),
+            shared: Arc::clone(&self.shared),
+        };
+        let spawned =
+            self.shared
+                .threads
+                .spawn("boardcast-write", self.config.stack_size, move || {
+                    writer.run()
+                });
+        if let Err(e) = spawned {
+            log::warn!("cannot spawn a writer thread: {e}");
+            let _ = client.link.stream.shutdown(Shutdown::Both);
+            return;
+        }
+        (self.handler)(client);
+    }
+
+    /// The upgraded client, or `None` when the request was plain HTTP or
+    /// the handshake failed.
+    ///
+    /// Not inlined: the handshake's deep frames are gone before the handler
+    /// runs, so the handler starts high on the stack. A connection thread
+    /// keeps every stack page it ever touched resident, so its depth is
+    /// memory.
+    #[inline(never)]
+    fn upgrade(&self) -> Option<Client> {
+        match self.handshake() {
+            Ok(Some(client)) => Some(client),
+            Ok(None) => {
+                self.shared.connections().remove(&self.id);
+                None
+            }
+            Err(e) => {
+                log::debug!("handshake with {} failed: {e}", self.peer);
+                bump(&self.shared.counters.handshake_failed);
+                self.shared.connections().remove(&self.id);
+                None
+            }
+        }
+    }
+
+    /// Reads and answers the request; `Ok(None)` when it was plain HTTP.
+    fn handshake(&self) -> Result<Option<Client>, Error> {
+        let stream = &self.stream;
+        stream.set_write_timeout(Some(self.config.write_timeout))?;
+        let timed = Deadline {
+            stream: &**stream,
+            deadline: Instant::now() + self.config.handshake_timeout,
+        };
+        let handshake = Handshake::read(timed, &self.config)?;
+        let request = handshake.request();
+        if !request.is_upgrade() {
+            let response = match &self.on_http {
+                Some(respond) => respond(&request),
+                None => Response::refusal(HandshakeError::NotUpgrade),
+            };
+            handshake.respond(&response)?;
+            return Ok(None);
+        }
+        let accept = match &self.on_upgrade {
+            Some(decide) => match decide(&request) {
+                Ok(accept) => accept,
+                Err(response) => {
+                    let status = response.status();
+                    handshake.respond(&response)?;
+                    return Err(Error::Rejected(status));
+                }
+            },
+            None => Accept::new(),
+        };
+        let upgraded = handshake.upgrade(accept)?;
+        stream.set_read_timeout(None)?;
+        Ok(Some(self.connect(upgraded)))
+    }
+
+    /// The client of an accepted upgrade. Apart, and not inlined, so that
+    /// its locals are not on the stack while the handshake runs: a thread
+    /// keeps every stack page it touched resident for life.
+    #[inline(never)]
+    fn connect(&self, received: Box<Received>) -> Client {
+        let stream = &self.stream;
+        let outbox = Arc::clone(&self.outbox);
+        let link = Arc::new(Link {
+            id: self.id,
+            shared: Arc::clone(&self.shared),
+            stream: Arc::clone(stream),
+            outbox: Arc::clone(&outbox),
+            last_received: AtomicU64::new(self.shared.millis()),
+            cold: AtomicBool::new(true),
+            cut: OnceLock::new(),
+        });
+        if let Some(live) = self.shared.connections().get_mut(&self.id) {
+            live.outbox = Some(Arc::clone(&outbox));
+        }
+        self.shared.counters.clients.fetch_add(1, Ordering::Relaxed);
+        log::debug!("client {} connected from {}", self.id, self.peer);
+        Client {
+            id: self.id,
+            peer: self.peer,
+            link,
+            state: received,
+            done: false,
+            config: Arc::clone(&self.config),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Reads with a deadline for the whole handshake, not per read, so a
+/// client trickling one byte at a time cannot hold the thread.
+struct Deadline<'a> {
+    stream: &'a dyn Socket,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake timed out",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! A client's writer thread: it sleeps until the client's outbox needs it,
+//! then writes, blocking up to the write timeout, what the socket would not
+//! take at once, the handler's sends and the control frames; it pings a
+//! quiet client and closes one that does not answer.
+
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::frame::OpCode;
+use crate::hub::{bump, bump_by, Encoded};
+use crate::server::client::Link;
+use crate::server::Shared;
+use crate::socket;
+
+/// The most frames written in one `writev`.
+const MAX_BATCH: usize = 256;
+
+/// The writer thread of one client.
+pub(super) struct Writer {
+    pub(super) link: Arc<Link>,
+    pub(super) config: Arc<Config>,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// Why a writer stopped.
+enum End {
+    /// The closing handshake is over, or the reader finished.
+    Done,
+    /// The peer did not answer the keepalive ping.
+    Unresponsive,
+    /// A write failed or timed out.
+    Write(io::Error),
+}
+
+impl Writer {
+    pub(super) fn run(self) {
+        let counters = &self.shared.counters;
+        let cut = match self.serve() {
+            End::Done => None,
+            End::Unresponsive => {
+                log::info!("closing a client that did not answer a ping");
+                bump(&counters.disconnected_unresponsive);
+                Some((
+                    io::ErrorKind::TimedOut,
+                    "no answer to the keepalive ping".into(),
+                ))
+            }
+            End::Write(e) => {
+                log::info!("closing a client after a failed write: {e}");
+                if !self.link.outbox.is_closing() {
+                    bump(&counters.disconnected_write);
+                }
+                Some((e.kind(), e.to_string()))
+            }
+        };
+        if let Some(cut) = cut {
+            let _ = self.link.cut.set(cut);
+        }
+        // The server closes the TCP connection (RFC 6455 §7.1.1); this also
+        // wakes the connection thread if it is blocked reading.
+        let _ = self.link.stream.shutdown(Shutdown::Both);
+        let _ = self.link.outbox.close(None, "");
+        while self.link.outbox.try_take().is_some() {}
+    }
+
+    fn serve(&self) -> End {
+        let outbox = &self.link.outbox;
+        outbox.attach_writer();
+        let mut batch: Vec<Encoded> = Vec::new();
+        let mut control = Vec::new();
+        let mut ping_sent: Option<u64> = None;
+        let mut close_sent_at: Option<Instant> = None;
+        loop {
+            // Wait for work, or for the next keepalive or close deadline.
+            // An idle client keeps no batch buffer.
+            if batch.capacity() > 16 {
+                batch = Vec::new();
+            }
+            outbox.park(self.next_wake(ping_sent, close_sent_at));
+            // Frames leave the queue only with the wire held, so the
+            // flusher cannot write a later one first.
+            let mut wire = outbox.wire();
+            if let Some(e) = wire.failed.take() {
+                outbox.release_wire(wire);
+                return End::Write(e);
+            }
+            while batch.len() < MAX_BATCH {
+                match outbox.try_take() {
+                    Some(frame) => batch.push(frame),
+                    None => break,
+                }
+            }
+            outbox.take_rung();
+            let (pong, latest, close, reader_done) = {
+                let mut pending = outbox.pending();
+                if !pending.latest.is_empty() {
+                    // Whatever is queued now is older than the newest frames
+                    // waiting beside the queue: keep-latest publishers queue
+                    // under this lock, and only while their topic has no
+                    // frame waiting. Take it all, to write it first.
+                    while let Some(frame) = outbox.try_take() {
+                        batch.push(frame);
+                    }
+                }
+                (
+                    pending.pong.take(),
+                    std::mem::take(&mut pending.latest),
+                    pending.close.take(),
+                    pending.reader_done,
+                )
+            };
+            if let Some(at) = close_sent_at {
+                // Our close is out: nothing more is written; wait for the
+                // reader to see the peer's close, or give up.
+                batch.clear();
+                outbox.release_wire(wire);
+                if reader_done || at.elapsed() >= self.config.close_timeout {
+                    return End::Done;
+                }
+                continue;
+            }
+
+            // Keepalive: anything received since our ping answers it.
+            let now = self.shared.millis();
+            let last = self.link.last_received.load(Ordering::Relaxed);
+            if ping_sent.is_some_and(|sent| last >= sent) {
+                ping_sent = None;
+            }
+            if let Some(sent) = ping_sent {
+                if now.saturating_sub(sent) >= self.config.pong_timeout.as_millis() as u64 {
+                    outbox.release_wire(wire);
+                    return End::Unresponsive;
+                }
+            }
+
+            // Pongs and pings were owed before our close, if one is made:
+            // they go ahead of it in this write.
+            control.clear();
+            let outbound = &outbox.outbound;
+            if let Some(payload) = &pong {
+                outbound.encode(OpCode::Pong, payload).write_to(&mut control);
+            }
+            if let (None, Some(interval)) = (ping_sent, self.config.ping_interval) {
+                if now.saturating_sub(last) >= interval.as_millis() as u64 && close.is_none() {
+                    outbound.encode(OpCode::Ping, b"").write_to(&mut control);
+                    ping_sent = Some(now);
+                }
+            }
+            let close_at = control.len();
+            if let Some(frame) = &close {
+                frame.write_to(&mut control);
+            }
+            outbox.notify_space();
+            let (pings, closing) = control.split_at(close_at);
+            let unsent = std::mem::take(&mut wire.unsent);
+            let delivered = unsent
+                .iter()
+                .chain(&batch)
+                .chain(&latest)
+                .filter(|f| f.topic().is_some())
+                .count();
+            let parts = Parts {
+                unsent: &unsent,
+                offset: std::mem::take(&mut wire.offset),
+                pings,
+                batch: &batch,
+                latest: &latest,
+                closing,
+            };
+            let written = self.write(&parts);
+            outbox.release_wire(wire);
+            if let Err(e) = written {
+                return End::Write(e);
+            }
+            batch.clear();
+            bump_by(&self.shared.counters.delivered, delivered);
+            if close.is_some() {
+                close_sent_at = Some(Instant::now());
+                if reader_done {
+                    return End::Done;
+                }
+            } else if reader_done && outbox.rx.is_empty() {
+                // The peer hung up, or the handler is gone without a
+                // close to send.
+                return End::Done;
+            }
+        }
+    }
+
+    /// How long to wait before the next keepalive or close deadline.
+    fn next_wake(&self, ping_sent: Option<u64>, close_sent_at: Option<Instant>) -> Duration {
+        if let Some(at) = close_sent_at {
+            return self
+                .config
+                .close_timeout
+                .saturating_sub(at.elapsed())
+                .max(Duration::from_millis(1));
+        }
+        let now = self.shared.millis();
+        let due = match (ping_sent, self.config.ping_interval) {
+            (Some(sent), _) => sent + self.config.pong_timeout.as_millis() as u64,
+            (None, Some(interval)) => {
+                self.link.last_received.load(Ordering::Relaxed) + interval.as_millis() as u64
+            }
+            // No keepalive: wake only for work.
+            (None, None) => return Duration::from_secs(3600),
+        };
+        Duration::from_millis(due.saturating_sub(now).max(1))
+    }
+
+    /// Writes, in as few `writev` calls as the kernel allows: what the
+    /// flusher left unsent, control frames, the queued data, then a close
+    /// frame.
+    fn write(&self, parts: &Parts<'_>) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> =
+            Vec::with_capacity(3 + parts.unsent.len() + parts.batch.len() + parts.latest.len());
+        if let Some((first, rest)) = parts.unsent.split_first() {
+            slices.push(IoSlice::new(&first.frame()[parts.offset..]));
+            slices.extend(rest.iter().map(|f| IoSlice::new(f.frame())));
+        }
+        slices.push(IoSlice::new(parts.pings));
+        slices.extend(
+            parts
+                .batch
+                .iter()
+                .chain(parts.latest)
+                .map(|f| IoSlice::new(f.frame())),
+        );
+        slices.push(IoSlice::new(parts.closing));
+        // The flusher may have left the socket non-blocking.
+        self.link.outbox.block(&*self.link.stream)?;
+        socket::write_all_vectored(socket::Io(&*self.link.stream), &mut slices)
+    }
+}
+
+/// What one write of the writer thread carries, in this order.
+struct Parts<'a> {
+    unsent: &'a [Encoded],
+    /// Bytes of the first unsent frame already out.
+    offset: usize,
+    pings: &'a [u8],
+    batch: &'a [Encoded],
+    latest: &'a [Encoded],
+    closing: &'a [u8],
+}
