@@ -11,7 +11,7 @@
 mod support;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ fn come_and_go(addr: SocketAddr, kind: usize) -> bool {
     match kind {
         // A clean close.
         0 => {
-            let mut stream = upgraded(addr);
+            let mut stream = support::raw_upgrade(addr, "/");
             stream
                 .write_all(&support::client_frame(true, op::TEXT, b"hello"))
                 .expect("send a frame");
@@ -56,13 +56,13 @@ fn come_and_go(addr: SocketAddr, kind: usize) -> bool {
         }
         // Gone without a close frame.
         1 => {
-            drop(upgraded(addr));
+            drop(support::raw_upgrade(addr, "/"));
             false
         }
         // A reset in the middle of a frame: an unread pong in our buffer
         // turns our close into a RST.
         2 => {
-            let mut stream = upgraded(addr);
+            let mut stream = support::raw_upgrade(addr, "/");
             stream
                 .write_all(&support::client_frame(true, op::PING, b"x"))
                 .expect("send a frame");
@@ -87,12 +87,6 @@ fn come_and_go(addr: SocketAddr, kind: usize) -> bool {
             false
         }
     }
-}
-
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let stream = support::raw_upgrade(addr, "/");
-    stream.set_nodelay(true).unwrap();
-    stream
 }
 
 /// Runs `connections` comings and goings on [`WORKERS`] threads; returns

@@ -13,7 +13,7 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -80,14 +80,6 @@ fn accept_server(config: Config, connections: usize) -> support::Server<Served> 
     })
 }
 
-/// A raw socket upgraded on either kind of server, sending each write at
-/// once (no Nagle delay between fragments).
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let stream = support::raw_upgrade(addr, "/");
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
 /// Reads a close frame and checks its code and reason.
 fn expect_close(stream: &mut TcpStream, code: u16, reason: &str) {
     let frame = support::read_frame(stream).expect("a close frame before the end");
@@ -109,7 +101,7 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
     let accepting = accept_server(Config::default(), claims.len());
     for addr in [running.addr, accepting.addr()] {
         for claim in claims {
-            let mut stream = upgraded(addr);
+            let mut stream = support::raw_upgrade(addr, "/");
             let sent = Instant::now();
             // Only the header: a server waiting for the payload (or
             // allocating for it) would not answer.
@@ -138,7 +130,7 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
     // is what gives the message away.
     let config = Config::default().max_frame_size(2 << 30);
     let (big_frames, reports) = echo_server(config);
-    let mut stream = upgraded(big_frames.addr);
+    let mut stream = support::raw_upgrade(big_frames.addr, "/");
     let mut wire = support::client_frame(false, op::BINARY, &[7; 100]);
     wire.extend(support::frame_header(
         true,
@@ -205,7 +197,7 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
     let (running, reports) = echo_server(Config::default());
     let accepting = accept_server(Config::default(), 1);
     for (addr, coalesced) in [(running.addr, true), (accepting.addr(), false)] {
-        let mut stream = upgraded(addr);
+        let mut stream = support::raw_upgrade(addr, "/");
         let mut sender = stream.try_clone().unwrap();
         let wire = wire.clone();
         let start = Instant::now();
@@ -239,13 +231,7 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
         if !coalesced {
             assert_eq!(pongs.len(), PINGS);
         }
-        stream
-            .write_all(&support::client_frame(
-                true,
-                op::CLOSE,
-                &1000u16.to_be_bytes(),
-            ))
-            .unwrap();
+        stream.write_all(&support::client_close(1000, "")).unwrap();
         expect_close(&mut stream, 1000, "");
         assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
         let served = match coalesced {
@@ -276,7 +262,7 @@ fn invalid_utf8_at_every_position_fails_with_1007_as_soon_as_it_arrives() {
         let mut bad = bytes.to_vec();
         bad[at] = 0xFF;
         for addr in [running.addr, accepting.addr()] {
-            let mut stream = upgraded(addr);
+            let mut stream = support::raw_upgrade(addr, "/");
             // One fragment at a time; the one with the bad byte is the last
             // sent: the server must not wait for the end of the message.
             for (i, piece) in cuts.windows(2).enumerate() {
@@ -300,7 +286,7 @@ fn invalid_utf8_at_every_position_fails_with_1007_as_soon_as_it_arrives() {
         }
     }
     // A character cut off by the end of the message fails at the end.
-    let mut stream = upgraded(running.addr);
+    let mut stream = support::raw_upgrade(running.addr, "/");
     let cut = &bytes[..bytes.len() - 4];
     assert!(std::str::from_utf8(cut).is_err());
     stream
@@ -309,12 +295,6 @@ fn invalid_utf8_at_every_position_fails_with_1007_as_soon_as_it_arrives() {
     expect_close(&mut stream, 1007, "invalid utf-8 in text");
     assert_failed_with(&support::next_served(&reports), ProtocolError::InvalidUtf8);
     support::assert_served(running.addr);
-}
-
-fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    support::client_frame(true, op::CLOSE, &payload)
 }
 
 fn normal_close(reason: &str) -> Message {
@@ -333,9 +313,11 @@ fn client_that_closes_and_keeps_tcp_open_is_hung_up_on() {
     let (running, reports) = echo_server(config.clone());
     let accepting = accept_server(config, 1);
     for addr in [running.addr, accepting.addr()] {
-        let mut stream = upgraded(addr);
+        let mut stream = support::raw_upgrade(addr, "/");
         let sent = Instant::now();
-        stream.write_all(&close_frame(1000, "bye")).unwrap();
+        stream
+            .write_all(&support::client_close(1000, "bye"))
+            .unwrap();
         expect_close(&mut stream, 1000, "");
         // We never close our side: the server ends the TCP connection.
         assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
@@ -367,7 +349,7 @@ fn peer_that_never_answers_our_close_is_cut_after_the_close_timeout() {
         };
         let _ = tx.lock().unwrap().send(end.map_err(|e| e.to_string()));
     });
-    let mut stream = upgraded(running.addr);
+    let mut stream = support::raw_upgrade(running.addr, "/");
     expect_close(&mut stream, 1001, "going");
     let closed = Instant::now();
     // Neither a close reply nor a hang-up from us.
@@ -393,9 +375,9 @@ fn data_after_the_close_frame_is_ignored_and_the_server_still_closes() {
     let (running, reports) = echo_server(Config::default());
     let accepting = accept_server(Config::default(), 1);
     for addr in [running.addr, accepting.addr()] {
-        let mut stream = upgraded(addr);
+        let mut stream = support::raw_upgrade(addr, "/");
         // The close, then more frames and garbage in the same write.
-        let mut wire = close_frame(1000, "");
+        let mut wire = support::client_close(1000, "");
         wire.extend(support::client_frame(true, op::TEXT, b"after the close"));
         wire.extend(support::client_frame(true, op::PING, b"ping after"));
         wire.extend_from_slice(&[0xFF; 64]);
@@ -470,7 +452,7 @@ fn resets_in_the_middle_of_a_frame_end_the_connection_quietly() {
     let accepting = accept_server(Config::default(), cases.len());
     for (what, before, partial) in &cases {
         for addr in [running.addr, accepting.addr()] {
-            reset_after(upgraded(addr), before, partial);
+            reset_after(support::raw_upgrade(addr, "/"), before, partial);
             let served = match addr == running.addr {
                 true => support::next_served(&reports),
                 false => accepting.result(),
