@@ -8,15 +8,15 @@
 //! The only test in its binary, so the process's threads and memory are
 //! its own.
 
-mod runtime;
+mod support;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use boardcast::Config;
-use runtime::{Running, TIMEOUT};
+use support::{op, Running, TIMEOUT};
 
 /// Connections in the measured churn.
 const CONNECTIONS: usize = 5000;
@@ -39,53 +39,54 @@ fn come_and_go(addr: SocketAddr, kind: usize) -> bool {
     match kind {
         // A clean close.
         0 => {
-            let mut stream = upgraded(addr);
-            runtime::write_frame(&mut stream, 0x1, b"hello");
-            let echo = runtime::read_frame(&mut stream).expect("the echo");
+            let mut stream = support::raw_upgrade(addr, "/");
+            stream
+                .write_all(&support::client_frame(true, op::TEXT, b"hello"))
+                .expect("send a frame");
+            let echo = support::read_frame(&mut stream).expect("the echo");
+            assert!(echo.fin, "fragmented server frame");
             assert_eq!(echo.payload, b"hello");
-            runtime::write_frame(&mut stream, 0x8, &1000u16.to_be_bytes());
-            let close = runtime::read_frame(&mut stream).expect("the close reply");
+            stream
+                .write_all(&support::client_close(1000, ""))
+                .expect("send a frame");
+            let close = support::read_frame(&mut stream).expect("the close reply");
             assert_eq!(close.close_code(), Some(1000));
-            runtime::read_to_end(&mut stream, 0);
+            support::read_to_end(&mut stream, 0);
             false
         }
         // Gone without a close frame.
         1 => {
-            drop(upgraded(addr));
+            drop(support::raw_upgrade(addr, "/"));
             false
         }
         // A reset in the middle of a frame: an unread pong in our buffer
         // turns our close into a RST.
         2 => {
-            let mut stream = upgraded(addr);
-            runtime::write_frame(&mut stream, 0x9, b"x");
+            let mut stream = support::raw_upgrade(addr, "/");
+            stream
+                .write_all(&support::client_frame(true, op::PING, b"x"))
+                .expect("send a frame");
             assert_eq!(stream.peek(&mut [0u8; 1]).expect("the pong"), 1);
-            let partial = runtime::client_header(true, 0x2, 1000);
+            let partial = support::frame_header(true, op::BINARY, 1000, Some(support::MASK));
             stream.write_all(&partial[..5]).unwrap();
             drop(stream);
             false
         }
         // A slowloris that gives up: half a request, then gone.
         3 => {
-            let mut stream = runtime::tcp(addr);
-            let request = runtime::upgrade_request(addr, "/");
+            let mut stream = support::tcp(addr);
+            let request = support::upgrade_request("/", "");
             stream.write_all(&request.as_bytes()[..40]).unwrap();
             drop(stream);
             true
         }
         // A plain HTTP request, answered with 426.
         _ => {
-            let reply = runtime::http(addr, "GET / HTTP/1.1\r\nHost: board\r\n\r\n");
+            let reply = support::http(addr, "GET / HTTP/1.1\r\nHost: board\r\n\r\n");
             assert!(reply.starts_with("HTTP/1.1 426 "), "{reply:?}");
             false
         }
     }
-}
-
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let stream = runtime::raw_upgrade(addr, "/");
-    stream.set_nodelay(true).unwrap();
-    stream
 }
 
 /// Runs `connections` comings and goings on [`WORKERS`] threads; returns
@@ -118,38 +119,38 @@ fn churn(addr: SocketAddr, connections: usize) -> u64 {
 /// done: the server has seen every connection once it has counted
 /// `failed` failed handshakes.
 fn settled(running: &Running, failed: u64) {
-    runtime::wait_until(TIMEOUT, "every failed handshake counted", || {
+    support::wait_until(TIMEOUT, "every failed handshake counted", || {
         running.stats().handshake_failed >= failed
     });
-    runtime::wait_until(TIMEOUT, "every client gone and its threads ended", || {
-        running.stats().clients == 0 && runtime::server_threads() == 0
+    support::wait_until(TIMEOUT, "every client gone and its threads ended", || {
+        running.stats().clients == 0 && support::server_threads() == 0
     });
 }
 
 #[test]
 fn thousands_of_clients_coming_and_going_leave_no_thread_and_bounded_memory() {
-    let baseline = runtime::threads();
+    let baseline = support::threads();
     let config = Config::default().handshake_timeout(Duration::from_secs(2));
-    let running = Running::start(runtime::server(config), runtime::echo);
+    let running = Running::start(support::server(config), support::echo);
     let addr = running.addr;
     // The server's accept thread.
     let serving = baseline + 1;
 
     let warm_failed = churn(addr, WARM_UP);
     settled(&running, warm_failed);
-    runtime::wait_until(TIMEOUT, "the thread count back after the warm-up", || {
-        runtime::threads() == serving
+    support::wait_until(TIMEOUT, "the thread count back after the warm-up", || {
+        support::threads() == serving
     });
-    let rss_before = runtime::rss_kib();
+    let rss_before = support::rss_kib();
 
     let start = Instant::now();
     let failed = churn(addr, CONNECTIONS);
     let took = start.elapsed();
     settled(&running, warm_failed + failed);
-    runtime::wait_until(TIMEOUT, "the thread count back to its baseline", || {
-        runtime::threads() == serving
+    support::wait_until(TIMEOUT, "the thread count back to its baseline", || {
+        support::threads() == serving
     });
-    let rss_after = runtime::rss_kib();
+    let rss_after = support::rss_kib();
     let growth = rss_after.saturating_sub(rss_before);
     eprintln!(
         "{CONNECTIONS} connections in {took:?}; threads {serving}; \
@@ -164,9 +165,9 @@ fn thousands_of_clients_coming_and_going_leave_no_thread_and_bounded_memory() {
     assert_eq!(stats.handshake_failed, warm_failed + failed, "{stats:?}");
     assert_eq!(stats.rejected_full, 0, "a slot was not freed: {stats:?}");
     assert_eq!(stats.subscriptions, 0);
-    runtime::assert_served(addr);
+    support::assert_served(addr);
     running.shutdown(TIMEOUT);
-    runtime::wait_until(TIMEOUT, "the thread count back after shutdown", || {
-        runtime::threads() == baseline
+    support::wait_until(TIMEOUT, "the thread count back after shutdown", || {
+        support::threads() == baseline
     });
 }

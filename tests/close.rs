@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 
 use boardcast::{CloseCode, CloseFrame, Config, Connection, Error, Message, ProtocolError};
-use support::{client_close, client_frame, frame_header, op, raw_websocket, read_frame, Server};
+use support::{client_close, client_frame, frame_header, op, raw_upgrade, read_frame, Server};
 use tungstenite::protocol::frame::coding::CloseCode as TungCode;
 use tungstenite::protocol::CloseFrame as TungFrame;
 use tungstenite::Message as Tm;
@@ -34,7 +34,7 @@ fn receiver(config: Config) -> Server<Received> {
 
 fn client_closes_with(code: u16, reason: &'static str) {
     let server = receiver(Config::default());
-    let (mut ws, _) = support::tungstenite_client(server.addr());
+    let mut ws = support::connect(server.addr(), "/");
     ws.close(Some(TungFrame {
         code: TungCode::from(code),
         reason: reason.into(),
@@ -73,11 +73,11 @@ fn client_close_4000_is_echoed_and_ends_recv() {
 #[test]
 fn client_close_without_code_is_echoed_without_code() {
     let server = receiver(Config::default());
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     stream
         .write_all(&client_frame(true, op::CLOSE, &[]))
         .unwrap();
-    let reply = read_frame(&mut stream);
+    let reply = read_frame(&mut stream).expect("a frame");
     assert_eq!((reply.opcode, reply.payload.len()), (op::CLOSE, 0));
     support::expect_eof(&mut stream);
     let (received, result) = server.result();
@@ -94,7 +94,7 @@ fn server_close_is_seen_by_the_client_and_finished_by_recv() {
         // The client's reply, then the end.
         Ok(vec![connection.recv()?, connection.recv()?])
     });
-    let (mut ws, _) = support::tungstenite_client(server.addr());
+    let mut ws = support::connect(server.addr(), "/");
     match ws.read() {
         Ok(Tm::Close(Some(frame))) => {
             assert_eq!(u16::from(frame.code), 4001);
@@ -129,8 +129,11 @@ fn server_close_then_client_hang_up_is_a_clean_end() {
         connection.close(CloseCode::AWAY, "")?;
         connection.recv()
     });
-    let mut stream = raw_websocket(server.addr());
-    assert_eq!(read_frame(&mut stream).close_code(), Some(1001));
+    let mut stream = raw_upgrade(server.addr(), "/");
+    assert_eq!(
+        read_frame(&mut stream).expect("a frame").close_code(),
+        Some(1001)
+    );
     stream.shutdown(Shutdown::Write).unwrap();
     assert_eq!(server.result().expect("clean end"), None);
 }
@@ -140,9 +143,9 @@ fn server_close_then_client_hang_up_is_a_clean_end() {
 /// stream, and `Error::Protocol` from recv.
 fn assert_fails_with(config: Config, wire: &[u8], expected: ProtocolError, code: u16) {
     let server = receiver(config);
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     stream.write_all(wire).unwrap();
-    let close = read_frame(&mut stream);
+    let close = read_frame(&mut stream).expect("a frame");
     assert_eq!(close.close_code(), Some(code), "{expected:?}");
     assert_eq!(
         std::str::from_utf8(&close.payload[2..]).unwrap(),
@@ -281,7 +284,7 @@ fn assert_unexpected_eof<T: std::fmt::Debug>(result: Result<T, Error>) {
 #[test]
 fn end_of_stream_without_close_is_unexpected_eof() {
     let server = with_connection(|connection| connection.recv());
-    let stream = raw_websocket(server.addr());
+    let stream = raw_upgrade(server.addr(), "/");
     stream.shutdown(Shutdown::Write).unwrap();
     assert_unexpected_eof(server.result());
 }
@@ -289,7 +292,7 @@ fn end_of_stream_without_close_is_unexpected_eof() {
 #[test]
 fn end_of_stream_inside_a_frame_is_unexpected_eof() {
     let server = with_connection(|connection| connection.recv());
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     let frame = client_frame(true, op::TEXT, b"cut short");
     stream.write_all(&frame[..frame.len() - 3]).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
@@ -312,8 +315,8 @@ fn send_after_close_is_refused_and_nothing_follows_the_close_frame() {
         }
         Ok((connection.recv()?, connection.recv()?))
     });
-    let mut stream = raw_websocket(server.addr());
-    let close = read_frame(&mut stream);
+    let mut stream = raw_upgrade(server.addr(), "/");
+    let close = read_frame(&mut stream).expect("a frame");
     assert_eq!(close.close_code(), Some(1000));
     assert_eq!(&close.payload[2..], b"done");
     stream.write_all(&client_close(1000, "")).unwrap();
@@ -346,10 +349,10 @@ fn control_payload_over_125_bytes_is_refused_before_writing() {
         connection.close(CloseCode::NORMAL, &"r".repeat(123))?;
         connection.recv()
     });
-    let mut stream = raw_websocket(server.addr());
-    let ping = read_frame(&mut stream);
+    let mut stream = raw_upgrade(server.addr(), "/");
+    let ping = read_frame(&mut stream).expect("a frame");
     assert_eq!((ping.opcode, ping.payload), (op::PING, vec![1; 125]));
-    let close = read_frame(&mut stream);
+    let close = read_frame(&mut stream).expect("a frame");
     assert_eq!((close.close_code(), close.payload.len()), (Some(1000), 125));
     stream.write_all(&client_close(1000, "")).unwrap();
     assert!(matches!(server.result(), Ok(Some(Message::Close(Some(_))))));
@@ -368,12 +371,15 @@ fn data_sent_before_the_close_reply_is_still_received() {
         }
         Ok(received)
     });
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     let mut wire = client_frame(true, op::TEXT, b"in flight");
     wire.extend(client_frame(true, op::PING, b"no pong after close"));
     wire.extend(client_close(1000, ""));
     stream.write_all(&wire).unwrap();
-    assert_eq!(read_frame(&mut stream).close_code(), Some(1000));
+    assert_eq!(
+        read_frame(&mut stream).expect("a frame").close_code(),
+        Some(1000)
+    );
     // No pong goes out after our close frame.
     support::expect_eof(&mut stream);
     let received = server.result().unwrap();

@@ -7,7 +7,7 @@ mod support;
 use std::net::TcpStream;
 
 use boardcast::{CloseCode, Config, Error, Message};
-use support::{client_close, client_frame, op, raw_websocket, read_frame, Server};
+use support::{client_close, client_frame, op, raw_upgrade, read_frame, Server};
 use tungstenite::Message as Tm;
 
 /// Everything the echo server received, and how its loop ended.
@@ -75,7 +75,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 fn text_binary_and_empty_messages() {
     let server = echo_server(Config::default());
-    let (mut ws, _) = support::tungstenite_client(server.addr());
+    let mut ws = support::connect(server.addr(), "/");
     let messages = [
         Tm::text("hello, board"),
         Tm::text("ünïcödé ✓ 🌡"),
@@ -105,7 +105,7 @@ fn every_length_class_up_to_one_mebibyte() {
     // 7-bit lengths end at 125, 16-bit ones at 65535; then 64-bit.
     let sizes = [125, 126, 127, 65535, 65536, 1 << 20];
     let server = echo_server(big_config());
-    let (mut ws, _) = support::tungstenite_client(server.addr());
+    let mut ws = support::connect(server.addr(), "/");
     let mut sent = Vec::new();
     for &len in &sizes {
         let data = pattern(len);
@@ -130,7 +130,7 @@ fn every_length_class_up_to_one_mebibyte() {
 #[test]
 fn ping_is_answered_with_pong() {
     let server = echo_server(Config::default());
-    let (mut ws, _) = support::tungstenite_client(server.addr());
+    let mut ws = support::connect(server.addr(), "/");
     ws.send(Tm::Ping(b"are you there".to_vec().into())).unwrap();
     assert_eq!(
         ws.read().unwrap(),
@@ -158,7 +158,7 @@ fn ping_is_answered_with_pong() {
 #[test]
 fn pong_from_the_client_is_received_and_not_answered() {
     let server = echo_server(Config::default());
-    let (mut ws, _) = support::tungstenite_client(server.addr());
+    let mut ws = support::connect(server.addr(), "/");
     ws.send(Tm::Pong(b"heartbeat".to_vec().into())).unwrap();
     // The next frame the client sees is the echo, not a reply to the pong.
     ws.send(Tm::text("after")).unwrap();
@@ -173,7 +173,7 @@ fn pong_from_the_client_is_received_and_not_answered() {
 fn fragmented_messages_are_reassembled() {
     // Tungstenite's sync API sends whole messages: fragments go by hand.
     let server = echo_server(Config::default());
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
 
     // Text in three fragments, a two-byte character split between the
     // first two, and a ping between the second and third: the pong comes
@@ -195,25 +195,28 @@ fn fragmented_messages_are_reassembled() {
         stream.write_all(std::slice::from_ref(byte)).unwrap();
     }
 
-    let pong = read_frame(&mut stream);
+    let pong = read_frame(&mut stream).expect("a frame");
     assert_eq!(
         (pong.opcode, &pong.payload[..]),
         (op::PONG, &b"mid-message"[..])
     );
-    let echo = read_frame(&mut stream);
+    let echo = read_frame(&mut stream).expect("a frame");
     assert!(echo.fin);
     assert_eq!(
         (echo.opcode, &echo.payload[..]),
         (op::TEXT, "fragménted".as_bytes())
     );
-    let echo = read_frame(&mut stream);
+    let echo = read_frame(&mut stream).expect("a frame");
     assert_eq!(
         (echo.opcode, &echo.payload[..]),
         (op::BINARY, &[1, 2, 3][..])
     );
 
     stream.write_all(&client_close(1000, "")).unwrap();
-    assert_eq!(read_frame(&mut stream).close_code(), Some(1000));
+    assert_eq!(
+        read_frame(&mut stream).expect("a frame").close_code(),
+        Some(1000)
+    );
     support::expect_eof(&mut stream);
 
     let (received, result) = server.result();
@@ -236,7 +239,7 @@ fn fragmented_messages_are_reassembled() {
 fn many_small_messages_in_one_write() {
     // Frames crossing the read buffer's edges: a small buffer, 1000 frames.
     let server = echo_server(Config::default().read_buffer_size(61));
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     let mut wire = Vec::new();
     for i in 0..1000 {
         wire.extend(client_frame(
@@ -253,12 +256,15 @@ fn many_small_messages_in_one_write() {
         })
     };
     for i in 0..1000 {
-        let echo = read_frame(&mut stream);
+        let echo = read_frame(&mut stream).expect("a frame");
         assert_eq!(echo.payload, format!("message {i}").as_bytes());
     }
     writer.join().unwrap();
     stream.write_all(&client_close(1000, "")).unwrap();
-    assert_eq!(read_frame(&mut stream).close_code(), Some(1000));
+    assert_eq!(
+        read_frame(&mut stream).expect("a frame").close_code(),
+        Some(1000)
+    );
     let (received, result) = server.result();
     result.unwrap();
     assert_eq!(received.len(), 1001);

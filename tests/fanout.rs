@@ -3,14 +3,14 @@
 //!
 //! The only test in its binary, so the process's thread count is its own.
 
-mod runtime;
+mod support;
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use boardcast::Config;
-use runtime::{Running, Ws, TIMEOUT};
+use support::{Running, Ws, TIMEOUT};
 
 const CLIENTS: usize = 1000;
 /// Over `QUEUE`, so queues fill while the flusher works through a thousand
@@ -25,8 +25,8 @@ const TOPIC: &str = "burst";
 
 #[test]
 fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
-    let baseline = runtime::threads();
-    let server = runtime::server(
+    let baseline = support::threads();
+    let server = support::server(
         Config::default()
             .max_connections(CLIENTS + 10)
             .queue_messages(QUEUE),
@@ -38,15 +38,15 @@ fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
     let addr = running.addr;
 
     let clients: Vec<Ws> = (0..CLIENTS)
-        .map(|_| runtime::connect_small(addr, "/"))
+        .map(|_| support::connect_small(addr, "/"))
         .collect();
-    runtime::wait_until(TIMEOUT, "every client subscribed", || {
+    support::wait_until(TIMEOUT, "every client subscribed", || {
         running.hub.subscribers(TOPIC) == CLIENTS
     });
-    let server_threads = runtime::server_threads();
+    let server_threads = support::server_threads();
     eprintln!(
         "{CLIENTS} clients: {server_threads} server threads, {} process threads",
-        runtime::threads()
+        support::threads()
     );
     assert_eq!(server_threads, 2 * CLIENTS, "a reader and a writer each");
 
@@ -77,7 +77,7 @@ fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
             .expect("a reader did not finish the burst");
     }
     assert_eq!(complete, CLIENTS, "clients that got the whole burst");
-    runtime::wait_until(TIMEOUT, "delivered counts the burst", || {
+    support::wait_until(TIMEOUT, "delivered counts the burst", || {
         running.stats().delivered == BURST * CLIENTS as u64
     });
 
@@ -89,11 +89,11 @@ fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
         closed_with_1001 += reader.join().expect("a reader panicked");
     }
     assert_eq!(closed_with_1001, CLIENTS, "clients closed with 1001");
-    assert_eq!(runtime::server_threads(), 0, "server threads after run");
-    runtime::wait_until(
+    assert_eq!(support::server_threads(), 0, "server threads after run");
+    support::wait_until(
         Duration::from_secs(5),
         "the thread count is back to its baseline",
-        || runtime::threads() == baseline,
+        || support::threads() == baseline,
     );
 }
 
@@ -105,7 +105,7 @@ fn read_burst_then_close(mut clients: Vec<Ws>, burst_read: &mpsc::Sender<usize>)
     for ws in &mut clients {
         let mut expected = 0;
         while expected < BURST {
-            let text = runtime::next_text(ws);
+            let text = support::next_text(ws);
             assert_eq!(text, expected.to_string(), "out of order");
             expected += 1;
         }
@@ -116,13 +116,13 @@ fn read_burst_then_close(mut clients: Vec<Ws>, burst_read: &mpsc::Sender<usize>)
     // them in parallel.
     let mut away = 0;
     for ws in &mut clients {
-        if runtime::read_close(ws) == Some(1001) {
+        if support::read_close(ws) == Some(1001) {
             away += 1;
         }
         let _ = ws.flush();
     }
     for ws in &mut clients {
-        runtime::finish_close(ws);
+        support::finish_close(ws);
     }
     away
 }

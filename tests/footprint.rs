@@ -6,12 +6,12 @@
 //! cargo test --release --test footprint -- --ignored --nocapture
 //! ```
 
-mod runtime;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use runtime::TIMEOUT;
+use support::TIMEOUT;
 
 const CLIENTS: usize = 1000;
 
@@ -42,16 +42,16 @@ fn idle_client_cost_of_the_broadcast_example() {
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("no address in {banner:?}"));
     let status = || std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let field = |name| runtime::parse_status_field(&status(), name);
+    let field = |name| support::parse_status_field(&status(), name);
 
-    runtime::wait_until(TIMEOUT, "the publisher thread started", || {
+    support::wait_until(TIMEOUT, "the publisher thread started", || {
         field("Threads:") == 2
     });
     let (rss_before, threads_before) = (field("VmRSS:"), field("Threads:"));
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| runtime::connect_small(addr, "/"))
+        .map(|_| support::connect_small(addr, "/"))
         .collect();
-    runtime::wait_until(TIMEOUT, "a reader and a writer thread per client", || {
+    support::wait_until(TIMEOUT, "a reader and a writer thread per client", || {
         field("Threads:") == threads_before + 2 * CLIENTS
     });
     let (rss_after, threads_after) = (field("VmRSS:"), field("Threads:"));

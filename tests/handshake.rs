@@ -12,7 +12,7 @@ use std::sync::Arc;
 use boardcast::handshake::Accept;
 use boardcast::{Config, Error, Handshake, HandshakeError, Message, Response};
 use support::{
-    client_frame, connect, op, read_frame, read_head, read_response, request, upgrade_request,
+    client_frame, op, read_frame, read_head, read_response, request, tcp, upgrade_request,
     HttpResponse, Server, ACCEPT,
 };
 use tungstenite::client::IntoClientRequest;
@@ -130,7 +130,7 @@ fn allowed_origin_is_accepted() {
     let server = Server::spawn(1, move |stream| {
         boardcast::accept(stream, &config).map(drop)
     });
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     let wire = upgrade_request("/", "Origin: HTTP://Board.Local:8080\r\n");
     stream.write_all(wire.as_bytes()).unwrap();
     let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
@@ -176,7 +176,7 @@ fn refused_while_sending(config: Config, wire: Vec<u8>) -> (HttpResponse, Handsh
         let result = boardcast::accept(counted, &config).map(drop);
         (result, read.load(Ordering::Relaxed))
     });
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     let mut sender = stream.try_clone().unwrap();
     let sending = support::bounded("sender", move || {
         // Fails once the server has hung up: that is expected.
@@ -242,7 +242,7 @@ fn headers_up_to_the_limit_are_accepted() {
     let server = Server::spawn(1, move |stream| {
         boardcast::accept(stream, &config).map(drop)
     });
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     stream.write_all(&wire).unwrap();
     let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
     assert_eq!(response.status, 101, "{response:?}");
@@ -283,7 +283,7 @@ fn plain_get_is_answered_with_a_page() {
 #[test]
 fn head_gets_no_body() {
     let server = page_server();
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     stream
         .write_all(b"HEAD / HTTP/1.1\r\nHost: board.local\r\n\r\n")
         .unwrap();
@@ -323,7 +323,7 @@ fn keep_alive_upgrade_connection_header_works_with_tungstenite() {
     request
         .headers_mut()
         .insert("Connection", "keep-alive, Upgrade".parse().unwrap());
-    let (mut ws, response) = tungstenite::client(request, connect(server.addr())).unwrap();
+    let (mut ws, response) = tungstenite::client(request, tcp(server.addr())).unwrap();
     assert_eq!(response.status(), 101);
     round_trip(&mut ws, "over keep-alive, Upgrade");
     assert_eq!(
@@ -341,7 +341,7 @@ fn subprotocol_selection_follows_server_preference() {
         "Sec-WebSocket-Protocol",
         "chat, sensors.v1, sensors.v2".parse().unwrap(),
     );
-    let (mut ws, response) = tungstenite::client(request, connect(server.addr())).unwrap();
+    let (mut ws, response) = tungstenite::client(request, tcp(server.addr())).unwrap();
     assert_eq!(
         response.headers().get("Sec-WebSocket-Protocol").unwrap(),
         "sensors.v2"
@@ -356,7 +356,7 @@ fn no_subprotocol_when_none_is_shared() {
     // (RFC 6455 §4.1 allows it: the server "selects one or none").
     let config = Config::default().protocols(["sensors.v2"]);
     let server = echo_once(config, Accept::new());
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     let wire = upgrade_request("/", "Sec-WebSocket-Protocol: chat\r\n");
     stream.write_all(wire.as_bytes()).unwrap();
     let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
@@ -365,7 +365,7 @@ fn no_subprotocol_when_none_is_shared() {
     stream
         .write_all(&client_frame(true, op::TEXT, b"none"))
         .unwrap();
-    assert_eq!(read_frame(&mut stream).payload, b"none");
+    assert_eq!(read_frame(&mut stream).expect("a frame").payload, b"none");
     server.result().unwrap();
 }
 
@@ -375,7 +375,8 @@ fn accept_adds_extra_headers() {
         .header("X-Board", "pi-zero")
         .header("Set-Cookie", "session=42; HttpOnly");
     let server = echo_once(Config::default(), accept);
-    let (mut ws, response) = support::tungstenite_client(server.addr());
+    let (mut ws, response) =
+        support::try_connect_response(server.addr(), server.url("/")).expect("websocket handshake");
     let headers = response.headers();
     assert_eq!(headers.get("X-Board").unwrap(), "pi-zero");
     assert_eq!(headers.get("Set-Cookie").unwrap(), "session=42; HttpOnly");
@@ -387,14 +388,14 @@ fn accept_adds_extra_headers() {
 #[test]
 fn first_frame_in_the_same_write_as_the_request_is_decoded() {
     let server = echo_once(Config::default(), Accept::new());
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     let mut wire = upgrade_request("/", "").into_bytes();
     wire.extend_from_slice(&client_frame(true, op::TEXT, b"pipelined"));
     stream.write_all(&wire).unwrap();
     let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
     assert_eq!(response.status, 101);
     assert_eq!(response.header("Sec-WebSocket-Accept"), Some(ACCEPT));
-    let echo = read_frame(&mut stream);
+    let echo = read_frame(&mut stream).expect("a frame");
     assert_eq!(
         (echo.opcode, &echo.payload[..]),
         (op::TEXT, &b"pipelined"[..])
@@ -408,7 +409,7 @@ fn first_frame_in_the_same_write_as_the_request_is_decoded() {
 #[test]
 fn request_trickled_one_byte_per_write_is_accepted() {
     let server = echo_once(Config::default(), Accept::new());
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     let mut wire = upgrade_request("/", "").into_bytes();
     wire.extend_from_slice(&client_frame(true, op::BINARY, &[1, 2, 3]));
     for byte in &wire {
@@ -416,7 +417,7 @@ fn request_trickled_one_byte_per_write_is_accepted() {
     }
     let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
     assert_eq!(response.status, 101);
-    let echo = read_frame(&mut stream);
+    let echo = read_frame(&mut stream).expect("a frame");
     assert_eq!(
         (echo.opcode, &echo.payload[..]),
         (op::BINARY, &[1, 2, 3][..])
@@ -434,7 +435,7 @@ fn stream_ending_in_the_request_is_an_io_error() {
     let server = Server::spawn(1, move |stream| {
         boardcast::accept(stream, &config).map(drop)
     });
-    let mut stream = connect(server.addr());
+    let mut stream = tcp(server.addr());
     stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     match server.result() {

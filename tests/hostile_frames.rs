@@ -9,18 +9,16 @@
 //! process, so the length claims can show that nothing of the claimed size
 //! was ever allocated.
 
-mod runtime;
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use boardcast::{CloseCode, CloseFrame, Config, Error, Message, ProtocolError};
-use runtime::{Ending, Running, Served, TIMEOUT};
-use support::op;
+use support::{op, Ending, Running, Served, TIMEOUT};
 
 struct Largest;
 
@@ -59,8 +57,8 @@ const ALLOCATION_BOUND: usize = 64 << 20;
 
 /// A server running the reporting echo handler.
 fn echo_server(config: Config) -> (Running, std::sync::mpsc::Receiver<Served>) {
-    let (handler, reports) = runtime::echo_reporting();
-    (Running::start(runtime::server(config), handler), reports)
+    let (handler, reports) = support::echo_reporting();
+    (Running::start(support::server(config), handler), reports)
 }
 
 /// The `boardcast::accept` path: `connections` connections, each upgraded
@@ -82,17 +80,9 @@ fn accept_server(config: Config, connections: usize) -> support::Server<Served> 
     })
 }
 
-/// A raw socket upgraded on either kind of server, sending each write at
-/// once (no Nagle delay between fragments).
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let stream = runtime::raw_upgrade(addr, "/");
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
 /// Reads a close frame and checks its code and reason.
 fn expect_close(stream: &mut TcpStream, code: u16, reason: &str) {
-    let frame = runtime::read_frame(stream).expect("a close frame before the end");
+    let frame = support::read_frame(stream).expect("a close frame before the end");
     assert_eq!(frame.close_code(), Some(code), "{frame:?}");
     assert_eq!(std::str::from_utf8(&frame.payload[2..]).unwrap(), reason);
 }
@@ -111,19 +101,24 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
     let accepting = accept_server(Config::default(), claims.len());
     for addr in [running.addr, accepting.addr()] {
         for claim in claims {
-            let mut stream = upgraded(addr);
+            let mut stream = support::raw_upgrade(addr, "/");
             let sent = Instant::now();
             // Only the header: a server waiting for the payload (or
             // allocating for it) would not answer.
             stream
-                .write_all(&runtime::client_header(true, op::BINARY, claim))
+                .write_all(&support::frame_header(
+                    true,
+                    op::BINARY,
+                    claim,
+                    Some(support::MASK),
+                ))
                 .unwrap();
             expect_close(&mut stream, 1009, "frame larger than the limit");
-            assert_eq!(runtime::read_to_end(&mut stream, 0).1, 0);
+            assert_eq!(support::read_to_end(&mut stream, 0).1, 0);
             let answered = sent.elapsed();
             assert!(answered < Duration::from_secs(5), "took {answered:?}");
             let served = match addr == running.addr {
-                true => runtime::next_served(&reports),
+                true => support::next_served(&reports),
                 false => accepting.result(),
             };
             assert_failed_with(&served, ProtocolError::FrameTooBig);
@@ -135,14 +130,19 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
     // is what gives the message away.
     let config = Config::default().max_frame_size(2 << 30);
     let (big_frames, reports) = echo_server(config);
-    let mut stream = upgraded(big_frames.addr);
-    let mut wire = runtime::client_frame(false, op::BINARY, &[7; 100]);
-    wire.extend(runtime::client_header(true, op::CONTINUATION, 1 << 30));
+    let mut stream = support::raw_upgrade(big_frames.addr, "/");
+    let mut wire = support::client_frame(false, op::BINARY, &[7; 100]);
+    wire.extend(support::frame_header(
+        true,
+        op::CONTINUATION,
+        1 << 30,
+        Some(support::MASK),
+    ));
     stream.write_all(&wire).unwrap();
     expect_close(&mut stream, 1009, "message larger than the limit");
-    assert_eq!(runtime::read_to_end(&mut stream, 0).1, 0);
+    assert_eq!(support::read_to_end(&mut stream, 0).1, 0);
     assert_failed_with(
-        &runtime::next_served(&reports),
+        &support::next_served(&reports),
         ProtocolError::MessageTooBig,
     );
 
@@ -151,8 +151,8 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
         largest < ALLOCATION_BOUND,
         "an allocation of {largest} bytes"
     );
-    runtime::assert_served(running.addr);
-    runtime::assert_served(big_frames.addr);
+    support::assert_served(running.addr);
+    support::assert_served(big_frames.addr);
 }
 
 const FRAGMENTS: usize = 100_000;
@@ -168,7 +168,7 @@ fn hundred_thousand_fragments() -> (Vec<u8>, String) {
     let mut wire = Vec::with_capacity(FRAGMENTS * 7);
     for (i, byte) in text.bytes().enumerate() {
         let opcode = if i == 0 { op::TEXT } else { op::CONTINUATION };
-        wire.extend(runtime::client_frame(i == FRAGMENTS - 1, opcode, &[byte]));
+        wire.extend(support::client_frame(i == FRAGMENTS - 1, opcode, &[byte]));
     }
     (wire, text)
 }
@@ -183,7 +183,7 @@ fn with_pings(fragments: &[u8]) -> Vec<u8> {
     for k in 0..PINGS {
         let before = ((k + 1) * FRAGMENTS / PINGS - 1) * FRAME;
         wire.extend_from_slice(&fragments[at..before]);
-        wire.extend(runtime::client_frame(true, op::PING, &[k as u8]));
+        wire.extend(support::client_frame(true, op::PING, &[k as u8]));
         at = before;
     }
     wire.extend_from_slice(&fragments[at..]);
@@ -197,7 +197,7 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
     let (running, reports) = echo_server(Config::default());
     let accepting = accept_server(Config::default(), 1);
     for (addr, coalesced) in [(running.addr, true), (accepting.addr(), false)] {
-        let mut stream = upgraded(addr);
+        let mut stream = support::raw_upgrade(addr, "/");
         let mut sender = stream.try_clone().unwrap();
         let wire = wire.clone();
         let start = Instant::now();
@@ -206,10 +206,13 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
         let sending = support::bounded("test-fragments", move || sender.write_all(&wire));
         let mut pongs = Vec::new();
         let echoed = loop {
-            let frame = runtime::read_frame(&mut stream).expect("the echo before the end");
+            let frame = support::read_frame(&mut stream).expect("the echo before the end");
             match frame.opcode {
                 0xA => pongs.push(frame.payload[0]),
-                0x1 => break frame.payload,
+                0x1 => {
+                    assert!(frame.fin, "fragmented server frame");
+                    break frame.payload;
+                }
                 other => panic!("unexpected opcode {other:#x}"),
             }
         };
@@ -228,17 +231,11 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
         if !coalesced {
             assert_eq!(pongs.len(), PINGS);
         }
-        stream
-            .write_all(&runtime::client_frame(
-                true,
-                op::CLOSE,
-                &1000u16.to_be_bytes(),
-            ))
-            .unwrap();
+        stream.write_all(&support::client_close(1000, "")).unwrap();
         expect_close(&mut stream, 1000, "");
-        assert_eq!(runtime::read_to_end(&mut stream, 0), (Ending::Eof, 0));
+        assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
         let served = match coalesced {
-            true => runtime::next_served(&reports),
+            true => support::next_served(&reports),
             false => accepting.result(),
         };
         served.end.expect("a clean close");
@@ -249,7 +246,7 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
         );
         assert_eq!(served.messages[PINGS], Message::Text(text.clone()));
     }
-    runtime::assert_served(running.addr);
+    support::assert_served(running.addr);
 }
 
 /// Text with one-, two-, three- and four-byte characters.
@@ -265,23 +262,23 @@ fn invalid_utf8_at_every_position_fails_with_1007_as_soon_as_it_arrives() {
         let mut bad = bytes.to_vec();
         bad[at] = 0xFF;
         for addr in [running.addr, accepting.addr()] {
-            let mut stream = upgraded(addr);
+            let mut stream = support::raw_upgrade(addr, "/");
             // One fragment at a time; the one with the bad byte is the last
             // sent: the server must not wait for the end of the message.
             for (i, piece) in cuts.windows(2).enumerate() {
                 let opcode = if i == 0 { op::TEXT } else { op::CONTINUATION };
                 let fragment = &bad[piece[0]..piece[1]];
                 stream
-                    .write_all(&runtime::client_frame(i == 2, opcode, fragment))
+                    .write_all(&support::client_frame(i == 2, opcode, fragment))
                     .unwrap();
                 if (piece[0]..piece[1]).contains(&at) {
                     break;
                 }
             }
             expect_close(&mut stream, 1007, "invalid utf-8 in text");
-            assert_eq!(runtime::read_to_end(&mut stream, 0).1, 0, "at {at}");
+            assert_eq!(support::read_to_end(&mut stream, 0).1, 0, "at {at}");
             let served = match addr == running.addr {
-                true => runtime::next_served(&reports),
+                true => support::next_served(&reports),
                 false => accepting.result(),
             };
             assert_failed_with(&served, ProtocolError::InvalidUtf8);
@@ -289,21 +286,15 @@ fn invalid_utf8_at_every_position_fails_with_1007_as_soon_as_it_arrives() {
         }
     }
     // A character cut off by the end of the message fails at the end.
-    let mut stream = upgraded(running.addr);
+    let mut stream = support::raw_upgrade(running.addr, "/");
     let cut = &bytes[..bytes.len() - 4];
     assert!(std::str::from_utf8(cut).is_err());
     stream
-        .write_all(&runtime::client_frame(true, op::TEXT, cut))
+        .write_all(&support::client_frame(true, op::TEXT, cut))
         .unwrap();
     expect_close(&mut stream, 1007, "invalid utf-8 in text");
-    assert_failed_with(&runtime::next_served(&reports), ProtocolError::InvalidUtf8);
-    runtime::assert_served(running.addr);
-}
-
-fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    runtime::client_frame(true, op::CLOSE, &payload)
+    assert_failed_with(&support::next_served(&reports), ProtocolError::InvalidUtf8);
+    support::assert_served(running.addr);
 }
 
 fn normal_close(reason: &str) -> Message {
@@ -322,22 +313,24 @@ fn client_that_closes_and_keeps_tcp_open_is_hung_up_on() {
     let (running, reports) = echo_server(config.clone());
     let accepting = accept_server(config, 1);
     for addr in [running.addr, accepting.addr()] {
-        let mut stream = upgraded(addr);
+        let mut stream = support::raw_upgrade(addr, "/");
         let sent = Instant::now();
-        stream.write_all(&close_frame(1000, "bye")).unwrap();
+        stream
+            .write_all(&support::client_close(1000, "bye"))
+            .unwrap();
         expect_close(&mut stream, 1000, "");
         // We never close our side: the server ends the TCP connection.
-        assert_eq!(runtime::read_to_end(&mut stream, 0), (Ending::Eof, 0));
+        assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
         let took = sent.elapsed();
         assert!(took < close_timeout, "EOF after {took:?}");
         let served = match addr == running.addr {
-            true => runtime::next_served(&reports),
+            true => support::next_served(&reports),
             false => accepting.result(),
         };
         served.end.expect("a clean close");
         assert_eq!(served.messages, [normal_close("bye")]);
     }
-    runtime::assert_served(running.addr);
+    support::assert_served(running.addr);
 }
 
 #[test]
@@ -346,7 +339,7 @@ fn peer_that_never_answers_our_close_is_cut_after_the_close_timeout() {
     let config = Config::default().close_timeout(close_timeout);
     let (tx, ended) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let running = Running::start(runtime::server(config), move |mut client| {
+    let running = Running::start(support::server(config), move |mut client| {
         client.close(CloseCode::AWAY, "going").unwrap();
         let end = loop {
             match client.recv() {
@@ -356,11 +349,11 @@ fn peer_that_never_answers_our_close_is_cut_after_the_close_timeout() {
         };
         let _ = tx.lock().unwrap().send(end.map_err(|e| e.to_string()));
     });
-    let mut stream = upgraded(running.addr);
+    let mut stream = support::raw_upgrade(running.addr, "/");
     expect_close(&mut stream, 1001, "going");
     let closed = Instant::now();
     // Neither a close reply nor a hang-up from us.
-    assert_eq!(runtime::read_to_end(&mut stream, 0), (Ending::Eof, 0));
+    assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
     let took = closed.elapsed();
     eprintln!("unanswered close: EOF {took:?} after the close frame");
     assert!(
@@ -370,10 +363,10 @@ fn peer_that_never_answers_our_close_is_cut_after_the_close_timeout() {
     let end = ended.recv_timeout(TIMEOUT).expect("the handler ended");
     assert_eq!(end, Ok(()), "recv after an unanswered close");
     // A client that does answer is not kept waiting for the timeout.
-    let mut ws = runtime::connect(running.addr, "/");
+    let mut ws = support::connect(running.addr, "/");
     let start = Instant::now();
-    assert_eq!(runtime::read_close(&mut ws), Some(1001));
-    runtime::finish_close(&mut ws);
+    assert_eq!(support::read_close(&mut ws), Some(1001));
+    support::finish_close(&mut ws);
     assert!(start.elapsed() < close_timeout + Duration::from_secs(5));
 }
 
@@ -382,18 +375,18 @@ fn data_after_the_close_frame_is_ignored_and_the_server_still_closes() {
     let (running, reports) = echo_server(Config::default());
     let accepting = accept_server(Config::default(), 1);
     for addr in [running.addr, accepting.addr()] {
-        let mut stream = upgraded(addr);
+        let mut stream = support::raw_upgrade(addr, "/");
         // The close, then more frames and garbage in the same write.
-        let mut wire = close_frame(1000, "");
-        wire.extend(runtime::client_frame(true, op::TEXT, b"after the close"));
-        wire.extend(runtime::client_frame(true, op::PING, b"ping after"));
+        let mut wire = support::client_close(1000, "");
+        wire.extend(support::client_frame(true, op::TEXT, b"after the close"));
+        wire.extend(support::client_frame(true, op::PING, b"ping after"));
         wire.extend_from_slice(&[0xFF; 64]);
         stream.write_all(&wire).unwrap();
         // And keep sending, paced, from another thread, until the server
         // has hung up (or a bounded number of frames went out).
         let mut sender = stream.try_clone().unwrap();
         let sending = support::bounded("test-late-data", move || {
-            let late = runtime::client_frame(true, op::TEXT, b"still talking");
+            let late = support::client_frame(true, op::TEXT, b"still talking");
             for sent in 0..2000 {
                 if sender.write_all(&late).is_err() {
                     return sent;
@@ -404,12 +397,12 @@ fn data_after_the_close_frame_is_ignored_and_the_server_still_closes() {
         });
         // Exactly one frame comes back, the close reply, then the end.
         expect_close(&mut stream, 1000, "");
-        let (_, extra) = runtime::read_to_end(&mut stream, 0);
+        let (_, extra) = support::read_to_end(&mut stream, 0);
         assert_eq!(extra, 0, "bytes after the close reply");
         let sent = sending.join();
         eprintln!("{sent} frames sent after the close before the write failed");
         let served = match addr == running.addr {
-            true => runtime::next_served(&reports),
+            true => support::next_served(&reports),
             false => accepting.result(),
         };
         served.end.expect("a clean close");
@@ -419,7 +412,7 @@ fn data_after_the_close_frame_is_ignored_and_the_server_still_closes() {
             "nothing after the close"
         );
     }
-    runtime::assert_served(running.addr);
+    support::assert_served(running.addr);
 }
 
 /// Sends `before` and a ping, waits until the server's answers are in our
@@ -428,7 +421,7 @@ fn data_after_the_close_frame_is_ignored_and_the_server_still_closes() {
 /// instead of ending it with a FIN.
 fn reset_after(mut stream: TcpStream, before: &[u8], partial: &[u8]) {
     let mut wire = before.to_vec();
-    wire.extend(runtime::client_frame(true, op::PING, b"x"));
+    wire.extend(support::client_frame(true, op::PING, b"x"));
     stream.write_all(&wire).unwrap();
     let mut byte = [0u8; 1];
     // Blocks (within the read timeout) until an answer is here, unread.
@@ -439,13 +432,13 @@ fn reset_after(mut stream: TcpStream, before: &[u8], partial: &[u8]) {
 
 #[test]
 fn resets_in_the_middle_of_a_frame_end_the_connection_quietly() {
-    let header = runtime::client_header(true, op::BINARY, 1000);
-    let whole = runtime::client_frame(true, op::TEXT, b"whole");
+    let header = support::frame_header(true, op::BINARY, 1000, Some(support::MASK));
+    let whole = support::client_frame(true, op::TEXT, b"whole");
     let cases: [(&str, Vec<u8>, Vec<u8>); 4] = [
         (
             "mid-header",
             Vec::new(),
-            runtime::client_header(true, op::BINARY, 1 << 20)[..3].to_vec(),
+            support::frame_header(true, op::BINARY, 1 << 20, Some(support::MASK))[..3].to_vec(),
         ),
         ("after the header", Vec::new(), header.clone()),
         (
@@ -459,12 +452,12 @@ fn resets_in_the_middle_of_a_frame_end_the_connection_quietly() {
     let accepting = accept_server(Config::default(), cases.len());
     for (what, before, partial) in &cases {
         for addr in [running.addr, accepting.addr()] {
-            reset_after(upgraded(addr), before, partial);
+            reset_after(support::raw_upgrade(addr, "/"), before, partial);
             let served = match addr == running.addr {
-                true => runtime::next_served(&reports),
+                true => support::next_served(&reports),
                 false => accepting.result(),
             };
-            runtime::assert_reset(&served.end, what);
+            support::assert_reset(&served.end, what);
             let data: Vec<_> = served.messages.iter().filter(|m| m.is_data()).collect();
             match *what {
                 "after a whole frame" => assert_eq!(data, [&Message::Text("whole".into())]),
@@ -472,8 +465,8 @@ fn resets_in_the_middle_of_a_frame_end_the_connection_quietly() {
             }
         }
     }
-    runtime::wait_until(TIMEOUT, "every reset client gone", || {
+    support::wait_until(TIMEOUT, "every reset client gone", || {
         running.stats().clients == 0
     });
-    runtime::assert_served(running.addr);
+    support::assert_served(running.addr);
 }

@@ -3,23 +3,23 @@
 //! client is still sending, the server reads no more than its limit, its
 //! thread ends, and a normal client is served right after.
 //!
-//! The tests take [`runtime::serial`]: they count the server's threads.
+//! The tests take [`support::serial`]: they count the server's threads.
 
-mod runtime;
+mod support;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use boardcast::Config;
-use runtime::Running;
+use support::Running;
 
 /// Sends `wire` from another thread (the server stops reading it, so the
 /// write may block and then fail) while reading the response, up to the
 /// server's end of the connection. Returns the response and how long it
 /// took to arrive.
 fn refused_while_sending(addr: SocketAddr, wire: Vec<u8>) -> (String, Duration) {
-    let mut stream = runtime::tcp(addr);
+    let mut stream = support::tcp(addr);
     let mut sender = stream.try_clone().unwrap();
     let start = Instant::now();
     let sending = std::thread::Builder::new()
@@ -49,8 +49,8 @@ fn refused_while_sending(addr: SocketAddr, wire: Vec<u8>) -> (String, Duration) 
 }
 
 /// An upgrade request with `count` extra header fields.
-fn many_headers(addr: SocketAddr, count: usize) -> Vec<u8> {
-    let mut wire = runtime::upgrade_request(addr, "/").into_bytes();
+fn many_headers(count: usize) -> Vec<u8> {
+    let mut wire = support::upgrade_request("/", "").into_bytes();
     wire.truncate(wire.len() - 2);
     for i in 0..count {
         wire.extend_from_slice(format!("X-Filler-{i}: v\r\n").as_bytes());
@@ -60,8 +60,8 @@ fn many_headers(addr: SocketAddr, count: usize) -> Vec<u8> {
 }
 
 /// An upgrade request whose last header line is a mebibyte and never ends.
-fn endless_header_line(addr: SocketAddr) -> Vec<u8> {
-    let mut wire = runtime::upgrade_request(addr, "/").into_bytes();
+fn endless_header_line() -> Vec<u8> {
+    let mut wire = support::upgrade_request("/", "").into_bytes();
     wire.truncate(wire.len() - 2);
     wire.extend_from_slice(b"X-Big: ");
     wire.resize(wire.len() + (1 << 20), b'a');
@@ -76,32 +76,32 @@ fn assert_431(response: &str, reason: &str) {
     assert!(response.ends_with(reason), "{response:?}");
 }
 
-/// A hostile request: what it is, its bytes for a server's address, and
-/// the reason its 431 must give.
-type Hostile = (&'static str, fn(SocketAddr) -> Vec<u8>, &'static str);
+/// A hostile request: what it is, its bytes, and the reason its 431 must
+/// give.
+type Hostile = (&'static str, fn() -> Vec<u8>, &'static str);
 
 /// Refuses each hostile request with 431 and its reason, then checks the
 /// server is back to serving with no thread left for them.
 fn assert_refused(config: Config, requests: &[Hostile]) {
-    let _serial = runtime::serial();
-    let running = Running::start(runtime::server(config), runtime::echo);
+    let _serial = support::serial();
+    let running = Running::start(support::server(config), support::echo);
     for (i, (what, request, reason)) in requests.iter().enumerate() {
-        let (response, took) = refused_while_sending(running.addr, request(running.addr));
+        let (response, took) = refused_while_sending(running.addr, request());
         eprintln!("{what}: 431 after {took:?}");
         assert_431(&response, reason);
-        runtime::wait_until(runtime::TIMEOUT, "the failed handshake counted", || {
+        support::wait_until(support::TIMEOUT, "the failed handshake counted", || {
             running.stats().handshake_failed == i as u64 + 1
         });
     }
-    runtime::wait_until(
-        runtime::TIMEOUT,
+    support::wait_until(
+        support::TIMEOUT,
         "the refused connections' threads end",
-        || runtime::server_threads() == 0,
+        || support::server_threads() == 0,
     );
-    runtime::assert_served(running.addr);
+    support::assert_served(running.addr);
     // The served client's count drops once its thread is done with it,
     // which may be after our side of the close; the refused never counted.
-    runtime::wait_until(runtime::TIMEOUT, "no client counted", || {
+    support::wait_until(support::TIMEOUT, "no client counted", || {
         running.stats().clients == 0
     });
 }
@@ -114,7 +114,7 @@ fn ten_thousand_headers_and_a_mebibyte_line_get_431_from_a_server() {
         &[
             (
                 "10,000 headers",
-                |addr| many_headers(addr, 10_000),
+                || many_headers(10_000),
                 "request header too large",
             ),
             (
@@ -132,7 +132,7 @@ fn ten_thousand_headers_within_the_size_limit_get_431_for_their_count() {
         Config::default().max_request_size(1 << 20),
         &[(
             "10,000 headers in 1 MiB",
-            |addr| many_headers(addr, 10_000),
+            || many_headers(10_000),
             "too many header fields",
         )],
     );

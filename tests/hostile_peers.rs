@@ -6,10 +6,10 @@
 //! threads, end within bounded time where it must end, and never delay a
 //! normal client.
 //!
-//! The tests take [`runtime::serial`]: they count the server's threads and
+//! The tests take [`support::serial`]: they count the server's threads and
 //! measure the process's memory.
 
-mod runtime;
+mod support;
 
 use std::io::Write;
 use std::sync::mpsc;
@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use boardcast::{Config, Error, Policy};
-use runtime::{Ending, Running, TIMEOUT};
+use support::{Ending, Running, TIMEOUT};
 
 const PINGS: u64 = 100_000;
 /// The largest control payload: 13 MB of pings, and as much owed in pongs.
@@ -29,7 +29,7 @@ fn ping_flood() -> Vec<u8> {
     let mut payload = [b'p'; PING_SIZE];
     for seq in 0..PINGS {
         payload[..8].copy_from_slice(&seq.to_be_bytes());
-        wire.extend(runtime::client_frame(true, 0x9, &payload));
+        wire.extend(support::client_frame(true, 0x9, &payload));
     }
     wire
 }
@@ -48,11 +48,11 @@ fn tcp_buffer_max(name: &str) -> usize {
 
 #[test]
 fn ping_flood_from_a_client_that_never_reads_is_answered_with_the_latest_pong() {
-    let _serial = runtime::serial();
-    let running = Running::start(runtime::server(Config::default()), runtime::echo);
+    let _serial = support::serial();
+    let running = Running::start(support::server(Config::default()), support::echo);
     let flood = ping_flood();
-    let mut flooder = runtime::raw_upgrade(running.addr, "/");
-    let rss_before = runtime::rss_kib();
+    let mut flooder = support::raw_upgrade(running.addr, "/");
+    let rss_before = support::rss_kib();
 
     // The whole flood goes out without our reading a byte: the server keeps
     // reading pings while the pongs it owes cannot be written. (A server
@@ -62,15 +62,15 @@ fn ping_flood_from_a_client_that_never_reads_is_answered_with_the_latest_pong() 
     flooder.write_all(&flood).expect("the flood was not read");
     let flooded = start.elapsed();
     // Served meanwhile, while the flooder's pongs are stuck.
-    runtime::assert_served(running.addr);
-    let rss_flooded = runtime::rss_kib();
+    support::assert_served(running.addr);
+    let rss_flooded = support::rss_kib();
 
     // Now read: pongs in order, coalesced, ending with the latest ping's.
     let mut pongs = 0u64;
     let mut last = None;
     while last != Some(PINGS - 1) {
         assert!(pongs < PINGS, "more pongs than pings");
-        let frame = runtime::read_frame(&mut flooder).expect("a pong before the end");
+        let frame = support::read_frame(&mut flooder).expect("a pong before the end");
         assert_eq!(frame.opcode, 0xA, "expected a pong");
         assert_eq!(frame.payload.len(), PING_SIZE);
         let seq = u64::from_be_bytes(frame.payload[..8].try_into().unwrap());
@@ -103,8 +103,11 @@ fn ping_flood_from_a_client_that_never_reads_is_answered_with_the_latest_pong() 
     );
 
     // The flooder's connection still works.
-    runtime::write_frame(&mut flooder, 0x1, b"after the flood");
-    let echo = runtime::read_frame(&mut flooder).expect("the echo");
+    flooder
+        .write_all(&support::client_frame(true, 0x1, b"after the flood"))
+        .expect("send a frame");
+    let echo = support::read_frame(&mut flooder).expect("the echo");
+    assert!(echo.fin, "fragmented server frame");
     assert_eq!(
         (echo.opcode, echo.payload.as_slice()),
         (0x1, &b"after the flood"[..])
@@ -114,24 +117,24 @@ fn ping_flood_from_a_client_that_never_reads_is_answered_with_the_latest_pong() 
 
 #[test]
 fn client_that_never_reads_its_echoes_is_cut_while_others_are_served() {
-    let _serial = runtime::serial();
+    let _serial = support::serial();
     let write_timeout = Duration::from_millis(500);
     let running = Running::start(
-        runtime::server(Config::default().write_timeout(write_timeout)),
-        runtime::echo,
+        support::server(Config::default().write_timeout(write_timeout)),
+        support::echo,
     );
-    let mut healthy = runtime::connect(running.addr, "/");
-    let rss_before = runtime::rss_kib();
+    let mut healthy = support::connect(running.addr, "/");
+    let rss_before = support::rss_kib();
 
     // Megabytes of messages, never reading a byte of their echoes.
-    let stalled = runtime::raw_upgrade(running.addr, "/");
+    let stalled = support::raw_upgrade(running.addr, "/");
     let mut sender = stalled.try_clone().unwrap();
     let (done, sent) = mpsc::channel();
     let start = Instant::now();
     thread::Builder::new()
         .name("test-stalled".into())
         .spawn(move || {
-            let frame = runtime::client_frame(true, 0x2, &[0x5A; 64 << 10]);
+            let frame = support::client_frame(true, 0x2, &[0x5A; 64 << 10]);
             let mut frames = 0;
             // 64 MB at most: far more than all the buffers on the way hold.
             while frames < 1000 && sender.write_all(&frame).is_ok() {
@@ -146,7 +149,7 @@ fn client_that_never_reads_its_echoes_is_cut_while_others_are_served() {
     let mut rss_peak = rss_before;
     let frames = loop {
         if echoed % 64 == 0 {
-            rss_peak = rss_peak.max(runtime::rss_kib());
+            rss_peak = rss_peak.max(support::rss_kib());
         }
         match sent.try_recv() {
             Ok(frames) => break frames,
@@ -158,8 +161,8 @@ fn client_that_never_reads_its_echoes_is_cut_while_others_are_served() {
             "the stalled client was never cut"
         );
         let text = format!("healthy {echoed}");
-        runtime::send_text(&mut healthy, &text);
-        assert_eq!(runtime::next_text(&mut healthy), text);
+        support::send_text(&mut healthy, &text);
+        assert_eq!(support::next_text(&mut healthy), text);
         echoed += 1;
     };
     let cut_after = start.elapsed();
@@ -176,29 +179,29 @@ fn client_that_never_reads_its_echoes_is_cut_while_others_are_served() {
         "RSS grew by {growth} KiB for the stalled client"
     );
     assert!(echoed > 0, "the healthy client was not served meanwhile");
-    runtime::wait_until(TIMEOUT, "the cut counted", || {
+    support::wait_until(TIMEOUT, "the cut counted", || {
         running.stats().disconnected_write == 1
     });
-    runtime::wait_until(TIMEOUT, "the stalled client's threads end", || {
-        runtime::server_threads() == 2
+    support::wait_until(TIMEOUT, "the stalled client's threads end", || {
+        support::server_threads() == 2
     });
-    runtime::send_text(&mut healthy, "still here");
-    assert_eq!(runtime::next_text(&mut healthy), "still here");
-    runtime::close(healthy);
-    runtime::assert_served(running.addr);
+    support::send_text(&mut healthy, "still here");
+    assert_eq!(support::next_text(&mut healthy), "still here");
+    support::close(healthy);
+    support::assert_served(running.addr);
     drop(stalled);
 }
 
 #[test]
 fn client_that_stops_responding_is_detected_by_the_keepalive() {
-    let _serial = runtime::serial();
+    let _serial = support::serial();
     let (interval, pong_timeout) = (Duration::from_millis(200), Duration::from_millis(300));
     let config = Config::default()
         .ping_interval(Some(interval))
         .pong_timeout(pong_timeout);
     let (tx, ended) = mpsc::channel::<(Result<(), String>, Instant)>();
     let tx = std::sync::Mutex::new(tx);
-    let running = Running::start(runtime::server(config), move |mut client| {
+    let running = Running::start(support::server(config), move |mut client| {
         let end = loop {
             match client.recv() {
                 Ok(Some(message)) if message.is_data() => {
@@ -215,7 +218,7 @@ fn client_that_stops_responding_is_detected_by_the_keepalive() {
     // Completes the handshake, then neither reads nor writes nor closes:
     // the kernel still acknowledges the server's pings, as it would for a
     // peer whose network vanished until the retransmissions gave up.
-    let mut silent = runtime::raw_upgrade(running.addr, "/");
+    let mut silent = support::raw_upgrade(running.addr, "/");
     let connected = Instant::now();
     let (end, at) = ended
         .recv_timeout(TIMEOUT)
@@ -231,17 +234,17 @@ fn client_that_stops_responding_is_detected_by_the_keepalive() {
         took < interval + pong_timeout + Duration::from_secs(5),
         "cut after {took:?}"
     );
-    runtime::wait_until(TIMEOUT, "the cut counted", || {
+    support::wait_until(TIMEOUT, "the cut counted", || {
         running.stats().disconnected_unresponsive == 1
     });
-    runtime::wait_until(TIMEOUT, "the silent client's threads end", || {
-        runtime::server_threads() == 0
+    support::wait_until(TIMEOUT, "the silent client's threads end", || {
+        support::server_threads() == 0
     });
     // What it would have seen: one ping, then the end.
-    let ping = runtime::read_frame(&mut silent).expect("the keepalive ping");
+    let ping = support::read_frame(&mut silent).expect("the keepalive ping");
     assert_eq!(ping.opcode, 0x9);
-    assert_eq!(runtime::read_to_end(&mut silent, 0), (Ending::Eof, 0));
-    runtime::assert_served(running.addr);
+    assert_eq!(support::read_to_end(&mut silent, 0), (Ending::Eof, 0));
+    support::assert_served(running.addr);
 }
 
 /// Whichever thread meets the reset first (the connection thread reading,
@@ -250,9 +253,9 @@ fn client_that_stops_responding_is_detected_by_the_keepalive() {
 /// or a bare end of stream.
 #[test]
 fn subscriber_that_resets_mid_publish_ends_its_handler_with_a_reset() {
-    let _serial = runtime::serial();
-    let (echo, reports) = runtime::echo_reporting();
-    let running = Running::start(runtime::server(Config::default()), move |client| {
+    let _serial = support::serial();
+    let (echo, reports) = support::echo_reporting();
+    let running = Running::start(support::server(Config::default()), move |client| {
         client.subscribe("t");
         echo(client);
     });
@@ -262,8 +265,8 @@ fn subscriber_that_resets_mid_publish_ends_its_handler_with_a_reset() {
     // instead leaves the reset as the only way the connection ends.
     running.hub.set_policy("t", Policy::DropOldest);
     for round in 0..5 {
-        let stream = runtime::raw_upgrade(running.addr, "/");
-        runtime::wait_until(TIMEOUT, "subscribed", || running.hub.subscribers("t") == 1);
+        let stream = support::raw_upgrade(running.addr, "/");
+        support::wait_until(TIMEOUT, "subscribed", || running.hub.subscribers("t") == 1);
         running.hub.publish_text("t", "unread");
         // With that frame unread in our buffer, closing sends a reset.
         let mut byte = [0u8; 1];
@@ -278,10 +281,10 @@ fn subscriber_that_resets_mid_publish_ends_its_handler_with_a_reset() {
             running.hub.publish_text("t", "more");
             thread::yield_now();
         };
-        runtime::assert_reset(&served.end, &format!("round {round}"));
-        runtime::wait_until(TIMEOUT, "the subscriber's threads end", || {
-            runtime::client_threads() == 0
+        support::assert_reset(&served.end, &format!("round {round}"));
+        support::wait_until(TIMEOUT, "the subscriber's threads end", || {
+            support::client_threads() == 0
         });
     }
-    runtime::assert_served(running.addr);
+    support::assert_served(running.addr);
 }

@@ -1,13 +1,13 @@
 //! Keepalive: a peer that stops answering pings is closed; one that answers
 //! stays.
 
-mod runtime;
+mod support;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use boardcast::{Config, Message};
-use runtime::{Running, TIMEOUT};
+use support::{Running, TIMEOUT};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 
@@ -24,7 +24,7 @@ type Ended = (Result<Option<Message>, String>, Instant);
 fn start(pong_timeout: Duration) -> (Running, mpsc::Receiver<Ended>) {
     let (tx, ended) = mpsc::channel::<Ended>();
     let tx = std::sync::Mutex::new(tx);
-    let running = Running::start(runtime::server(config(pong_timeout)), move |mut client| {
+    let running = Running::start(support::server(config(pong_timeout)), move |mut client| {
         let last = loop {
             match client.recv() {
                 Ok(Some(message)) if message.is_data() => {
@@ -42,13 +42,13 @@ fn start(pong_timeout: Duration) -> (Running, mpsc::Receiver<Ended>) {
 #[test]
 fn silent_peer_is_pinged_then_closed() {
     let (running, ended) = start(Duration::from_millis(200));
-    let mut peer = runtime::raw_upgrade(running.addr, "/");
+    let mut peer = support::raw_upgrade(running.addr, "/");
 
     // It reads, so it sees the ping, but never answers.
-    let ping = runtime::read_frame(&mut peer).expect("a ping before the end");
+    let ping = support::read_frame(&mut peer).expect("a ping before the end");
     assert_eq!(ping.opcode, 0x9, "expected a ping, got {ping:?}");
     let pinged = Instant::now();
-    let after_ping = runtime::read_frame(&mut peer);
+    let after_ping = support::read_frame(&mut peer);
     assert!(
         after_ping.is_none(),
         "expected the end of the connection, got {after_ping:?}"
@@ -64,12 +64,12 @@ fn silent_peer_is_pinged_then_closed() {
         "unresponsive peer: recv returned {last:?} {:?} after the ping",
         at.saturating_duration_since(pinged)
     );
-    runtime::wait_until(TIMEOUT, "the disconnection counted", || {
+    support::wait_until(TIMEOUT, "the disconnection counted", || {
         running.stats().disconnected_unresponsive == 1
     });
     // The client is counted out when it is dropped, just after the handler
     // reported.
-    runtime::wait_until(TIMEOUT, "the client counted out", || {
+    support::wait_until(TIMEOUT, "the client counted out", || {
         running.stats().clients == 0
     });
 }
@@ -80,7 +80,7 @@ fn peer_answering_pings_stays_connected() {
     // (The writer checks for the pong when the timeout is up, so pings come
     // every 400 ms here.)
     let (running, ended) = start(Duration::from_millis(400));
-    let mut ws = runtime::connect(running.addr, "/");
+    let mut ws = support::connect(running.addr, "/");
     // Short reads: tungstenite answers each ping inside `read`, which then
     // times out waiting for data.
     ws.get_ref()
@@ -105,11 +105,11 @@ fn peer_answering_pings_stays_connected() {
         }
     }
     ws.get_ref().set_read_timeout(Some(TIMEOUT)).unwrap();
-    runtime::send_text(&mut ws, "still here");
-    assert_eq!(runtime::next_text(&mut ws), "still here");
+    support::send_text(&mut ws, "still here");
+    assert_eq!(support::next_text(&mut ws), "still here");
     assert!(ended.try_recv().is_err(), "the handler's recv ended early");
     let stats = running.stats();
     assert_eq!(stats.disconnected_unresponsive, 0);
     assert_eq!(stats.clients, 1);
-    runtime::close(ws);
+    support::close(ws);
 }

@@ -2,13 +2,13 @@
 //! decided by `on_upgrade`, the request in the handler, sending from the
 //! handler and from other threads, subscriptions and the stats.
 
-mod runtime;
+mod support;
 
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
 use boardcast::{Accept, Config, Error, Message, Response, Sender};
-use runtime::{Running, TIMEOUT};
+use support::{Running, TIMEOUT};
 use tungstenite::client::IntoClientRequest;
 
 /// Echoes data messages.
@@ -22,24 +22,24 @@ fn echo(mut client: boardcast::Client) {
 
 #[test]
 fn plain_http_goes_to_on_http() {
-    let server = runtime::server(Config::default()).on_http(|request| match request.path() {
+    let server = support::server(Config::default()).on_http(|request| match request.path() {
         "/" => Response::html("<h1>board</h1>"),
         _ => Response::text(404, "not found"),
     });
     let running = Running::start(server, echo);
     let addr = running.addr;
 
-    let page = runtime::http(addr, "GET / HTTP/1.1\r\nHost: board\r\n\r\n");
+    let page = support::http(addr, "GET / HTTP/1.1\r\nHost: board\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200 "), "{page:?}");
     assert!(page.ends_with("\r\n\r\n<h1>board</h1>"), "{page:?}");
-    let missing = runtime::http(addr, "GET /missing?x=1 HTTP/1.1\r\nHost: board\r\n\r\n");
+    let missing = support::http(addr, "GET /missing?x=1 HTTP/1.1\r\nHost: board\r\n\r\n");
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing:?}");
     assert!(missing.ends_with("not found"), "{missing:?}");
 
     // Upgrades on the same port are still served.
-    let mut ws = runtime::connect(addr, "/");
-    runtime::send_text(&mut ws, "hi");
-    assert_eq!(runtime::next_text(&mut ws), "hi");
+    let mut ws = support::connect(addr, "/");
+    support::send_text(&mut ws, "hi");
+    assert_eq!(support::next_text(&mut ws), "hi");
     let stats = running.stats();
     assert_eq!(stats.handshake_failed, 0, "pages are not failed handshakes");
     assert_eq!(stats.clients, 1);
@@ -47,7 +47,7 @@ fn plain_http_goes_to_on_http() {
 
 #[test]
 fn on_upgrade_refuses_with_its_own_response_or_accepts_with_headers() {
-    let server = runtime::server(Config::default()).on_upgrade(|request| {
+    let server = support::server(Config::default()).on_upgrade(|request| {
         match (request.path(), request.header("authorization")) {
             ("/private", Some("Bearer good")) | ("/public", _) => {
                 Ok(Accept::new().header("X-Board", "pi"))
@@ -58,7 +58,7 @@ fn on_upgrade_refuses_with_its_own_response_or_accepts_with_headers() {
     let running = Running::start(server, echo);
     let addr = running.addr;
 
-    match runtime::try_connect(addr, format!("ws://{addr}/private")) {
+    match support::try_connect(addr, format!("ws://{addr}/private")) {
         Err(tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 401);
             assert_eq!(response.headers()["www-authenticate"], "Bearer");
@@ -75,16 +75,16 @@ fn on_upgrade_refuses_with_its_own_response_or_accepts_with_headers() {
         .headers_mut()
         .insert("Authorization", "Bearer good".parse().unwrap());
     let (mut ws, response) =
-        runtime::try_connect_response(addr, request).expect("accepted with the token");
+        support::try_connect_response(addr, request).expect("accepted with the token");
     assert_eq!(response.headers()["x-board"], "pi");
-    runtime::send_text(&mut ws, "in");
-    assert_eq!(runtime::next_text(&mut ws), "in");
+    support::send_text(&mut ws, "in");
+    assert_eq!(support::next_text(&mut ws), "in");
     assert_eq!(running.stats().handshake_failed, 1, "the refusal");
 }
 
 #[test]
 fn handler_sees_path_query_and_headers() {
-    let running = Running::start(runtime::server(Config::default()), |client| {
+    let running = Running::start(support::server(Config::default()), |client| {
         let request = client.request();
         let seen = format!(
             "{} {:?} {:?} {}",
@@ -103,8 +103,8 @@ fn handler_sees_path_query_and_headers() {
     request
         .headers_mut()
         .insert("X-Sensor", "42".parse().unwrap());
-    let mut ws = runtime::try_connect(addr, request).expect("handshake");
-    let seen = runtime::next_text(&mut ws);
+    let mut ws = support::try_connect(addr, request).expect("handshake");
+    let seen = support::next_text(&mut ws);
     let (start, count) = seen.rsplit_once(' ').unwrap();
     assert_eq!(start, r#"/room/7 Some("unit=c") Some("42")"#);
     // Host, Connection, Upgrade, version, key and ours.
@@ -115,7 +115,7 @@ fn handler_sees_path_query_and_headers() {
 fn send_from_the_handler_and_from_another_thread() {
     let (senders, sender) = mpsc::channel::<Sender>();
     let senders = Mutex::new(senders);
-    let running = Running::start(runtime::server(Config::default()), move |client| {
+    let running = Running::start(support::server(Config::default()), move |client| {
         client.send_text("from the handler").unwrap();
         let sender = client.sender();
         thread::Builder::new()
@@ -128,9 +128,9 @@ fn send_from_the_handler_and_from_another_thread() {
         senders.lock().unwrap().send(client.sender()).unwrap();
         echo(client);
     });
-    let mut ws = runtime::connect(running.addr, "/");
-    assert_eq!(runtime::next_text(&mut ws), "from the handler");
-    assert_eq!(runtime::next_text(&mut ws), "from a thread");
+    let mut ws = support::connect(running.addr, "/");
+    assert_eq!(support::next_text(&mut ws), "from the handler");
+    assert_eq!(support::next_text(&mut ws), "from a thread");
 
     // A sender works while the connection is open, and reports it closed
     // once it is.
@@ -138,11 +138,11 @@ fn send_from_the_handler_and_from_another_thread() {
     assert!(!sender.is_closing());
     sender.send(Message::Binary(vec![1, 2, 3])).unwrap();
     assert_eq!(
-        runtime::next_message(&mut ws),
+        support::next_message(&mut ws),
         tungstenite::Message::binary(vec![1, 2, 3])
     );
-    runtime::close(ws);
-    runtime::wait_until(TIMEOUT, "the handler returned", || {
+    support::close(ws);
+    support::wait_until(TIMEOUT, "the handler returned", || {
         running.stats().clients == 0
     });
     assert!(sender.is_closing());
@@ -155,7 +155,7 @@ fn send_from_the_handler_and_from_another_thread() {
 #[test]
 fn subscribe_unsubscribe_and_stats() {
     // Text commands: "sub TOPIC" and "unsub TOPIC", each acknowledged.
-    let running = Running::start(runtime::server(Config::default()), |mut client| {
+    let running = Running::start(support::server(Config::default()), |mut client| {
         while let Ok(Some(message)) = client.recv() {
             let Message::Text(text) = message else {
                 continue;
@@ -169,10 +169,10 @@ fn subscribe_unsubscribe_and_stats() {
         }
     });
     let hub = running.hub.clone();
-    let mut ws = runtime::connect(running.addr, "/");
-    let command = |ws: &mut runtime::Ws, text: &str| {
-        runtime::send_text(ws, text);
-        runtime::next_text(ws)
+    let mut ws = support::connect(running.addr, "/");
+    let command = |ws: &mut support::Ws, text: &str| {
+        support::send_text(ws, text);
+        support::next_text(ws)
     };
     assert_eq!(command(&mut ws, "sub news"), "sub news: true");
     assert_eq!(command(&mut ws, "sub news"), "sub news: false");
@@ -181,24 +181,24 @@ fn subscribe_unsubscribe_and_stats() {
     assert_eq!((stats.clients, stats.subscriptions), (1, 2));
 
     assert_eq!(hub.publish_text("news", "n1"), 1);
-    assert_eq!(runtime::next_text(&mut ws), "n1");
+    assert_eq!(support::next_text(&mut ws), "n1");
     assert_eq!(command(&mut ws, "unsub news"), "unsub news: true");
     assert_eq!(command(&mut ws, "unsub news"), "unsub news: false");
     assert_eq!(hub.publish_text("news", "n2"), 0, "no subscriber left");
     assert_eq!(hub.publish_text("other", "o1"), 1);
-    assert_eq!(runtime::next_text(&mut ws), "o1", "n2 must not arrive");
+    assert_eq!(support::next_text(&mut ws), "o1", "n2 must not arrive");
     assert_eq!(hub.subscribers("news"), 0);
     assert_eq!(hub.subscribers("other"), 1);
 
-    runtime::wait_until(TIMEOUT, "delivered counts n1 and o1", || {
+    support::wait_until(TIMEOUT, "delivered counts n1 and o1", || {
         hub.stats().delivered == 2
     });
     let stats = hub.stats();
     assert_eq!(stats.published, 3);
     assert_eq!(stats.subscriptions, 1);
 
-    runtime::close(ws);
-    runtime::wait_until(TIMEOUT, "the client and its subscription gone", || {
+    support::close(ws);
+    support::wait_until(TIMEOUT, "the client and its subscription gone", || {
         let stats = hub.stats();
         (stats.clients, stats.subscriptions) == (0, 0)
     });
@@ -212,13 +212,13 @@ fn a_client_talks_while_the_hub_publishes_to_it() {
     // reach the handler, and every reply come back, however the two
     // interleave.
     const MESSAGES: usize = 2000;
-    let server = runtime::server(Config::default().queue_messages(1024));
+    let server = support::server(Config::default().queue_messages(1024));
     let running = Running::start(server, |client| {
         client.subscribe("ticks");
         echo(client);
     });
-    let mut ws = runtime::connect(running.addr, "/");
-    runtime::wait_until(TIMEOUT, "subscribed", || {
+    let mut ws = support::connect(running.addr, "/");
+    support::wait_until(TIMEOUT, "subscribed", || {
         running.hub.subscribers("ticks") == 1
     });
 
@@ -243,9 +243,9 @@ fn a_client_talks_while_the_hub_publishes_to_it() {
     let mut replies = 0;
     let mut ticks = 0u64;
     for i in 0..MESSAGES {
-        runtime::send_text(&mut ws, &format!("m{i}"));
+        support::send_text(&mut ws, &format!("m{i}"));
         loop {
-            match runtime::next_message(&mut ws) {
+            match support::next_message(&mut ws) {
                 tungstenite::Message::Text(t) if t.as_str() == "tick" => ticks += 1,
                 tungstenite::Message::Text(t) => {
                     assert_eq!(t.as_str(), format!("m{i}"), "reply {i}");
@@ -261,5 +261,5 @@ fn a_client_talks_while_the_hub_publishes_to_it() {
     eprintln!("{replies} replies among {ticks} published messages");
     assert_eq!(replies, MESSAGES);
     assert!(ticks > 0, "the hub published to the client meanwhile");
-    runtime::close(ws);
+    support::close(ws);
 }

@@ -7,15 +7,16 @@
 //! must get every message in order; their delivery delay is printed (see
 //! `--nocapture`), not asserted.
 
-mod runtime;
+mod support;
 
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use boardcast::{Config, Policy, Stats};
-use runtime::{Progress, Running, Ws, TIMEOUT};
+use support::{Progress, Running, Ws, TIMEOUT};
 
 const HEALTHY: usize = 4;
 /// Large messages, so a few megabytes fill the stalled client's buffers.
@@ -33,7 +34,7 @@ const END: u64 = u64::MAX;
 
 /// Subscribes each client to the topic named by its path.
 fn start(config: Config) -> Running {
-    Running::start(runtime::server(config), |mut client| {
+    Running::start(support::server(config), |mut client| {
         let topic = client.request().path().trim_start_matches('/').to_owned();
         client.subscribe(&topic);
         while let Ok(Some(_)) = client.recv() {}
@@ -58,7 +59,7 @@ fn publish_past_a_stalled_client(
     let progress = Arc::new(Progress::new(HEALTHY));
     let readers: Vec<_> = (0..HEALTHY)
         .map(|i| {
-            let ws = runtime::connect(running.addr, "/feed");
+            let ws = support::connect(running.addr, "/feed");
             let progress = Arc::clone(&progress);
             thread::Builder::new()
                 .name(format!("test-healthy-{i}"))
@@ -66,8 +67,8 @@ fn publish_past_a_stalled_client(
                 .unwrap()
         })
         .collect();
-    let stalled = runtime::raw_upgrade(running.addr, "/feed");
-    runtime::wait_until(TIMEOUT, "every client subscribed", || {
+    let stalled = support::raw_upgrade(running.addr, "/feed");
+    support::wait_until(TIMEOUT, "every client subscribed", || {
         running.hub.subscribers("feed") == HEALTHY + 1
     });
 
@@ -82,7 +83,7 @@ fn publish_past_a_stalled_client(
         progress.wait_all((seq + 1).saturating_sub(WINDOW));
         running
             .hub
-            .publish_binary("feed", &runtime::stamp(seq, SIZE));
+            .publish_binary("feed", &support::stamp(seq, SIZE));
         seq += 1;
         if handled_at.is_none() && handled(&running.stats()) {
             eprintln!(
@@ -92,7 +93,7 @@ fn publish_past_a_stalled_client(
             handled_at = Some(seq);
         }
     }
-    running.hub.publish_binary("feed", &runtime::stamp(END, 16));
+    running.hub.publish_binary("feed", &support::stamp(END, 16));
 
     let mut delays = Vec::new();
     for reader in readers {
@@ -102,7 +103,7 @@ fn publish_past_a_stalled_client(
     }
     eprintln!(
         "healthy clients' delay with one stalled: {}",
-        runtime::summary(&mut delays)
+        support::summary(&mut delays)
     );
     (stalled, seq, running.stats())
 }
@@ -113,13 +114,13 @@ fn read_in_order(mut ws: Ws, i: usize, progress: &Progress) -> (u64, Vec<Duratio
     let mut delays = Vec::new();
     let mut expected = 0;
     for _ in 0..=MAX_MESSAGES {
-        let payload = match runtime::next_message(&mut ws) {
+        let payload = match support::next_message(&mut ws) {
             tungstenite::Message::Binary(payload) => payload,
             other => panic!("healthy client {i} got {other:?} after {expected} messages"),
         };
-        let (seq, delay) = runtime::unstamp(&payload);
+        let (seq, delay) = support::unstamp(&payload);
         if seq == END {
-            runtime::close(ws);
+            support::close(ws);
             return (expected, delays);
         }
         assert_eq!(seq, expected, "healthy client {i} out of order");
@@ -146,12 +147,17 @@ fn stalled_client_is_disconnected_without_delaying_others() {
     // write, without one if the write had timed out.
     let mut messages = 0;
     let mut close = None;
-    while let Some(frame) = runtime::read_frame(&mut stalled) {
+    while let Some(frame) = support::read_frame(&mut stalled) {
         match frame.opcode {
-            0x2 => messages += 1,
+            0x2 => {
+                assert!(frame.fin, "fragmented server frame");
+                messages += 1;
+            }
             0x8 => {
                 close = frame.close_code();
-                runtime::write_frame(&mut stalled, 0x8, &frame.payload[..2]);
+                stalled
+                    .write_all(&support::client_frame(true, 0x8, &frame.payload[..2]))
+                    .expect("send a frame");
             }
             _ => {}
         }
@@ -159,7 +165,7 @@ fn stalled_client_is_disconnected_without_delaying_others() {
     }
     eprintln!("the stalled client then read {messages} messages and close {close:?}");
     assert!(matches!(close, None | Some(1013)), "closed with {close:?}");
-    runtime::wait_until(TIMEOUT, "the stalled client's handler returned", || {
+    support::wait_until(TIMEOUT, "the stalled client's handler returned", || {
         running.stats().clients == 0
     });
 }
@@ -192,8 +198,8 @@ fn stalled_client_loses_its_oldest_messages_without_delaying_others() {
 fn keep_latest_gives_a_resumed_client_the_newest_value() {
     let running = start(config(Policy::Disconnect));
     running.hub.set_policy("latest", Policy::KeepLatest);
-    let mut stalled = runtime::raw_upgrade(running.addr, "/latest");
-    runtime::wait_until(TIMEOUT, "the client subscribed", || {
+    let mut stalled = support::raw_upgrade(running.addr, "/latest");
+    support::wait_until(TIMEOUT, "the client subscribed", || {
         running.hub.subscribers("latest") == 1
     });
 
@@ -210,7 +216,7 @@ fn keep_latest_gives_a_resumed_client_the_newest_value() {
         last += 1;
         running
             .hub
-            .publish_binary("latest", &runtime::stamp(last, SIZE));
+            .publish_binary("latest", &support::stamp(last, SIZE));
         if superseded_at.is_none() && running.stats().dropped_superseded > 0 {
             superseded_at = Some(last);
         }
@@ -237,8 +243,8 @@ fn keep_latest_keeps_order_against_a_racing_publisher() {
     // writer between the queue and the newest-value slot.
     const PUBLISHED: u64 = 200_000;
     let running = start(config(Policy::KeepLatest).queue_messages(1));
-    let mut ws = runtime::connect_small(running.addr, "/racing");
-    runtime::wait_until(TIMEOUT, "the client subscribed", || {
+    let mut ws = support::connect_small(running.addr, "/racing");
+    support::wait_until(TIMEOUT, "the client subscribed", || {
         running.hub.subscribers("racing") == 1
     });
     let hub = running.hub.clone();
@@ -246,7 +252,7 @@ fn keep_latest_keeps_order_against_a_racing_publisher() {
         .name("test-publisher".into())
         .spawn(move || {
             for seq in 1..=PUBLISHED {
-                hub.publish_binary("racing", &runtime::stamp(seq, 16));
+                hub.publish_binary("racing", &support::stamp(seq, 16));
             }
         })
         .unwrap();
@@ -256,7 +262,7 @@ fn keep_latest_keeps_order_against_a_racing_publisher() {
             seqs.len() as u64 <= PUBLISHED,
             "more messages than published"
         );
-        let (seq, _) = runtime::unstamp(&runtime::next_message(&mut ws).into_data());
+        let (seq, _) = support::unstamp(&support::next_message(&mut ws).into_data());
         seqs.push(seq);
     }
     publisher.join().unwrap();
@@ -269,14 +275,15 @@ fn keep_latest_keeps_order_against_a_racing_publisher() {
 fn read_until_end(stalled: &mut TcpStream, end: u64) -> Vec<u64> {
     let mut seqs = Vec::new();
     for _ in 0..=MAX_MESSAGES {
-        let Some(frame) = runtime::read_frame(stalled) else {
+        let Some(frame) = support::read_frame(stalled) else {
             panic!("connection ended after {:?}", seqs.last());
         };
         if frame.opcode != 0x2 {
             assert_eq!(frame.opcode, 0x9, "unexpected {frame:?}");
             continue;
         }
-        let (seq, _) = runtime::unstamp(&frame.payload);
+        assert!(frame.fin, "fragmented server frame");
+        let (seq, _) = support::unstamp(&frame.payload);
         if seq == end || seq == END {
             seqs.push(end);
             return seqs;
@@ -304,24 +311,24 @@ fn a_client_that_falls_behind_and_catches_up_gets_everything_in_order() {
             .queue_messages(BURST as usize + 1)
             .queue_bytes((BURST as usize + 1) * (SIZE + 16)),
     );
-    let mut late = runtime::raw_upgrade(running.addr, "/feed");
-    runtime::wait_until(TIMEOUT, "the client subscribed", || {
+    let mut late = support::raw_upgrade(running.addr, "/feed");
+    support::wait_until(TIMEOUT, "the client subscribed", || {
         running.hub.subscribers("feed") == 1
     });
     for seq in 0..BURST {
         let queued = running
             .hub
-            .publish_binary("feed", &runtime::stamp(seq, SIZE));
+            .publish_binary("feed", &support::stamp(seq, SIZE));
         assert_eq!(queued, 1, "message {seq} queued");
     }
-    running.hub.publish_binary("feed", &runtime::stamp(END, 16));
+    running.hub.publish_binary("feed", &support::stamp(END, 16));
     let seqs = read_until_end(&mut late, BURST);
     assert_eq!(
         seqs,
         (0..=BURST).collect::<Vec<_>>(),
         "every message once, in order"
     );
-    runtime::wait_until(TIMEOUT, "delivered counts the burst", || {
+    support::wait_until(TIMEOUT, "delivered counts the burst", || {
         running.stats().delivered == BURST + 1
     });
     assert_eq!(running.stats().disconnected_slow, 0);

@@ -12,7 +12,7 @@
 //!     cargo test --release --test soak -- --ignored --nocapture
 //! ```
 
-mod runtime;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use boardcast::{Client, Config, Message, Policy};
-use runtime::{Running, Ws};
+use support::{Running, Ws};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message as Tm;
 
@@ -138,7 +138,7 @@ impl Session<'_> {
     fn poll(&mut self) -> bool {
         match self.ws.read() {
             Ok(Tm::Binary(data)) => {
-                let (seq, _) = runtime::unstamp(&data);
+                let (seq, _) = support::unstamp(&data);
                 if self.unsubscribed {
                     add(&self.totals.after_unsubscribe, 1);
                 }
@@ -209,7 +209,7 @@ impl Session<'_> {
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {
             match self.ws.read() {
-                Ok(Tm::Binary(data)) => self.seen.record(runtime::unstamp(&data).0),
+                Ok(Tm::Binary(data)) => self.seen.record(support::unstamp(&data).0),
                 Ok(_) => {}
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return
@@ -249,7 +249,7 @@ fn open<'a>(
     let config = WebSocketConfig::default()
         .read_buffer_size(4 << 10)
         .write_buffer_size(0);
-    let stream = runtime::tcp(addr);
+    let stream = support::tcp(addr);
     let ws = match tungstenite::client::client_with_config(
         format!("ws://{addr}/"),
         stream,
@@ -361,7 +361,7 @@ fn soak() {
     let clients = env("SOAK_CLIENTS", 100) as usize;
     let rate = env("SOAK_RATE", 100).max(1);
     let stayers = (clients / 4).max(1);
-    let baseline = runtime::threads();
+    let baseline = support::threads();
     let config = Config::default()
         // Room for connections whose client has left but whose threads
         // are still ending: a slot is free only once both have.
@@ -370,9 +370,9 @@ fn soak() {
         .ping_interval(Some(Duration::from_secs(2)))
         .pong_timeout(Duration::from_secs(5))
         .policy(Policy::Disconnect);
-    let running = Running::start(runtime::server(config), handler);
+    let running = Running::start(support::server(config), handler);
     let addr = running.addr;
-    let rss_start = runtime::rss_kib();
+    let rss_start = support::rss_kib();
     eprintln!(
         "soak: {secs} s, {clients} clients ({stayers} stay throughout), {rate} messages/s; \
          threads {baseline}, VmRSS {rss_start} KiB"
@@ -391,7 +391,7 @@ fn soak() {
             .spawn(move || {
                 let mut seq = 0;
                 while Instant::now() < deadline {
-                    hub.publish_binary(TOPIC, &runtime::stamp(seq, SIZE));
+                    hub.publish_binary(TOPIC, &support::stamp(seq, SIZE));
                     last.store(seq, Ordering::Release);
                     seq += 1;
                     // Pacing, not synchronisation.
@@ -423,12 +423,12 @@ fn soak() {
     let (mut rss_peak, mut rss_warm, mut rss_last) = (rss_start, None, rss_start);
     let mut threads_peak = 0;
     while Instant::now() < deadline {
-        rss_last = runtime::rss_kib();
+        rss_last = support::rss_kib();
         rss_peak = rss_peak.max(rss_last);
         if start.elapsed() >= Duration::from_secs(secs) / 10 {
             rss_warm.get_or_insert(rss_last);
         }
-        threads_peak = threads_peak.max(runtime::threads());
+        threads_peak = threads_peak.max(support::threads());
         thread::sleep(Duration::from_millis(500));
     }
     let rss_warm = rss_warm.unwrap_or(rss_last);
@@ -436,18 +436,18 @@ fn soak() {
     for client in threads {
         client.join().expect("a client panicked");
     }
-    runtime::wait_until(
-        runtime::TIMEOUT,
+    support::wait_until(
+        support::TIMEOUT,
         "every client gone and its threads ended",
-        || running.stats().clients == 0 && runtime::client_threads() == 0,
+        || running.stats().clients == 0 && support::client_threads() == 0,
     );
     // Left running: the server's thread and the hub's flusher.
-    runtime::wait_until(
-        runtime::TIMEOUT,
+    support::wait_until(
+        support::TIMEOUT,
         "the thread count back to its baseline",
-        || runtime::threads() == baseline + 2,
+        || support::threads() == baseline + 2,
     );
-    let rss_end = runtime::rss_kib();
+    let rss_end = support::rss_kib();
     let stats = running.stats();
     let t = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
@@ -475,9 +475,9 @@ fn soak() {
         stats.disconnected_write,
         stats.rejected_full,
         stats.handshake_failed,
-        runtime::threads(),
+        support::threads(),
     );
-    running.shutdown(runtime::TIMEOUT);
+    running.shutdown(support::TIMEOUT);
 
     assert_eq!(t(&totals.lost), 0, "messages lost");
     assert_eq!(t(&totals.bad_echoes), 0, "wrong echoes");
@@ -506,9 +506,9 @@ fn soak() {
         rss_end.saturating_sub(rss_start) < 32 << 10,
         "VmRSS grew from {rss_start} to {rss_end} KiB"
     );
-    runtime::wait_until(
-        runtime::TIMEOUT,
+    support::wait_until(
+        support::TIMEOUT,
         "the thread count back after shutdown",
-        || runtime::threads() == baseline,
+        || support::threads() == baseline,
     );
 }

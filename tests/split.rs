@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 
 use boardcast::{CloseCode, CloseFrame, Config, Error, Message, Reader, Writer};
-use support::{bounded, client_close, client_frame, op, raw_websocket, read_frame, Server};
+use support::{bounded, client_close, client_frame, op, raw_upgrade, read_frame, Server};
 
 const WRITERS: usize = 2;
 const PER_WRITER: usize = 500;
@@ -118,7 +118,7 @@ fn writers_and_pongs_never_tear_frames() {
         })
     });
 
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     // The client's frames go out from one thread, on request.
     let (requests, pending) = mpsc::channel::<Vec<u8>>();
     let mut out = stream.try_clone().unwrap();
@@ -131,7 +131,7 @@ fn writers_and_pongs_never_tear_frames() {
     let mut next_seq = [0usize; WRITERS];
     let (mut data, mut pongs) = (0, 0);
     while data < MESSAGES || pongs < PINGS {
-        let frame = read_frame(&mut stream);
+        let frame = read_frame(&mut stream).expect("a frame");
         assert!(frame.fin, "fragmented frame from the server");
         match frame.opcode {
             op::TEXT | op::BINARY => {
@@ -162,7 +162,7 @@ fn writers_and_pongs_never_tear_frames() {
     requests.send(client_close(1000, "enough")).unwrap();
     drop(requests);
     client_writer.join();
-    let close = read_frame(&mut stream);
+    let close = read_frame(&mut stream).expect("a frame");
     assert_eq!(close.close_code(), Some(1000));
     // The reader shuts the socket down once the close handshake is over.
     support::expect_eof(&mut stream);
@@ -203,7 +203,7 @@ fn end_of_stream_wakes_a_writer_blocked_on_a_client_that_does_not_read() {
         let reading = bounded("reader", move || reader.recv());
         Ok((reading.join(), sending.join()))
     });
-    let mut stream = raw_websocket(server.addr());
+    let mut stream = raw_upgrade(server.addr(), "/");
     // Once the frame's first bytes are here, the writer is inside its
     // write, holding the lock, and cannot finish.
     let mut head = [0u8; 2];
@@ -236,7 +236,7 @@ fn a_reset_taken_by_a_writer_is_still_a_reset_to_the_reader() {
         Ok((reading.join(), sending.join()))
     });
     for round in 0..ROUNDS {
-        let stream = raw_websocket(server.addr());
+        let stream = raw_upgrade(server.addr(), "/");
         // With frames unread in our buffer, closing sends a reset.
         let mut byte = [0u8; 1];
         assert_eq!(stream.peek(&mut byte).expect("a frame"), 1);

@@ -1,95 +1,41 @@
-//! What the socket tests share: a server thread on `127.0.0.1:0`, logging
-//! set up once, raw HTTP and frame helpers for a strict client, and an
-//! in-memory stream.
+//! What the integration tests share, in one module: servers on
+//! `127.0.0.1:0` (a `boardcast::Server` on its own thread, or a plain
+//! accept loop for `boardcast::accept`), tungstenite clients, raw sockets
+//! with HTTP and frame helpers for a strict client, bounded waits, thread
+//! and memory counts from `/proc`, sequence-stamped payloads for checking
+//! order and measuring delay, and an in-memory stream.
 //!
-//! Every socket the tests read from has a read timeout, and every wait on
-//! another thread is bounded, so a bug fails a test instead of hanging it.
+//! Every socket a test reads has a read timeout of [`TIMEOUT`] and every
+//! wait has a deadline, so a bug fails a test instead of hanging it.
 
 #![allow(dead_code)]
 
+mod client;
+mod frames;
+mod http;
+mod server;
+
+// Flat, as `support::name`; a test binary that uses none of a
+// submodule's items would otherwise warn about its re-export.
+#[allow(unused_imports)]
+pub use {client::*, frames::*, http::*, server::*};
+
 use std::io::{self, Cursor, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
-use std::sync::Once;
+use std::sync::{mpsc, Condvar, Mutex, MutexGuard, Once, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long any test waits for a socket or another thread before failing.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long any test waits for a socket, a thread or a condition before
+/// failing.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A `Sec-WebSocket-Key` (the RFC 6455 §1.3 sample) and its answer.
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-/// Starts `env_logger` once per test binary (`RUST_LOG=debug` to see the
+/// Starts `env_logger` once per test binary (`RUST_LOG=debug` shows the
 /// library's logs).
 pub fn init_logging() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let _ = env_logger::builder().is_test(true).try_init();
     });
-}
-
-/// A server thread on an ephemeral loopback port that accepts a known
-/// number of connections and runs a handler for each on its own thread.
-pub struct Server<T> {
-    addr: SocketAddr,
-    results: mpsc::Receiver<T>,
-}
-
-impl<T: Send + 'static> Server<T> {
-    /// Accepts `connections` connections and runs `handler` on each, on a
-    /// thread of its own, with read and write timeouts of [`TIMEOUT`] set
-    /// on the stream (clear them in the handler if the test needs to).
-    /// What each handler returns is collected by [`result`](Self::result).
-    pub fn spawn<F>(connections: usize, handler: F) -> Server<T>
-    where
-        F: Fn(TcpStream) -> T + Send + Sync + 'static,
-    {
-        init_logging();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local_addr");
-        let (tx, results) = mpsc::channel();
-        let handler = std::sync::Arc::new(handler);
-        thread::Builder::new()
-            .name("test-accept".into())
-            .spawn(move || {
-                for _ in 0..connections {
-                    let Ok((stream, _)) = listener.accept() else {
-                        return;
-                    };
-                    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-                    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-                    let (tx, handler) = (tx.clone(), handler.clone());
-                    thread::Builder::new()
-                        .name("test-connection".into())
-                        .spawn(move || {
-                            let _ = tx.send(handler(stream));
-                        })
-                        .unwrap();
-                }
-            })
-            .unwrap();
-        Server { addr, results }
-    }
-
-    /// The address to connect to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The `ws://` URL of the server.
-    pub fn url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
-    }
-
-    /// What the next handler to finish returned; fails the test if none
-    /// finishes within [`TIMEOUT`] (or a handler panicked).
-    pub fn result(&self) -> T {
-        self.results
-            .recv_timeout(TIMEOUT)
-            .expect("the server handler did not finish in time (or panicked)")
-    }
 }
 
 /// Runs `f` on a thread and waits at most [`TIMEOUT`] for it, so that a
@@ -125,258 +71,146 @@ impl<T> Waiter<T> {
     }
 }
 
-/// A client socket with read and write timeouts of [`TIMEOUT`].
-pub fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
+/// Polls `cond` until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
-/// A valid upgrade request for `path`, with `extra` header lines (each
-/// ending in CRLF) before the blank line.
-pub fn upgrade_request(path: &str, extra: &str) -> String {
+/// Serialises the tests of one binary that count threads, so that no other
+/// test's server threads come and go meanwhile.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The threads of this process (`Threads:` in `/proc/self/status`).
+pub fn threads() -> usize {
+    proc_status_field("Threads:")
+}
+
+/// The resident memory of this process in KiB (`VmRSS:`).
+pub fn rss_kib() -> usize {
+    proc_status_field("VmRSS:")
+}
+
+fn proc_status_field(name: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    parse_status_field(&status, name)
+}
+
+/// A number field of a `/proc/PID/status` text.
+pub fn parse_status_field(status: &str, name: &str) -> usize {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /proc status"))
+}
+
+/// The threads of this process named `boardcast-*`: the server's
+/// connection and writer threads, and the hub's flusher once it publishes.
+pub fn server_threads() -> usize {
+    threads_named("boardcast-")
+}
+
+/// The connection and writer threads of the server's clients.
+pub fn client_threads() -> usize {
+    threads_named("boardcast-conn") + threads_named("boardcast-write")
+}
+
+fn threads_named(prefix: &str) -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+/// The process-wide origin of [`stamp`] times.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// A `size`-byte payload (at least 16) carrying `seq` and the time now.
+pub fn stamp(seq: u64, size: usize) -> Vec<u8> {
+    let mut payload = vec![0u8; size.max(16)];
+    payload[..8].copy_from_slice(&seq.to_be_bytes());
+    let nanos = epoch().elapsed().as_nanos() as u64;
+    payload[8..16].copy_from_slice(&nanos.to_be_bytes());
+    payload
+}
+
+/// The sequence number of a [`stamp`]ed payload and how long ago it was
+/// stamped.
+pub fn unstamp(payload: &[u8]) -> (u64, Duration) {
+    assert!(payload.len() >= 16, "payload of {} bytes", payload.len());
+    let seq = u64::from_be_bytes(payload[..8].try_into().unwrap());
+    let sent = Duration::from_nanos(u64::from_be_bytes(payload[8..16].try_into().unwrap()));
+    (seq, epoch().elapsed().saturating_sub(sent))
+}
+
+/// p50, p99 and max of some delays, for printing.
+pub fn summary(delays: &mut [Duration]) -> String {
+    if delays.is_empty() {
+        return "no samples".into();
+    }
+    delays.sort();
+    let at = |q: f64| delays[((delays.len() - 1) as f64 * q) as usize];
     format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        "n={} p50={:?} p99={:?} max={:?}",
+        delays.len(),
+        at(0.5),
+        at(0.99),
+        delays[delays.len() - 1]
     )
 }
 
-/// An HTTP response as a strict client reads it.
+/// How many messages each of several readers has received, for a
+/// publisher that must not run ahead of them by more than a window.
 #[derive(Debug)]
-pub struct HttpResponse {
-    pub status_line: String,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub struct Progress {
+    counts: Mutex<Vec<u64>>,
+    changed: Condvar,
 }
 
-impl HttpResponse {
-    /// The first header named `name`, without regard to ASCII case.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn body_text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("utf-8 body")
-    }
-
-    /// Parses a response head (ending with the blank line) and a body.
-    pub fn parse(head: &[u8], body: Vec<u8>) -> HttpResponse {
-        let head = std::str::from_utf8(head).expect("utf-8 head");
-        let head = head
-            .strip_suffix("\r\n\r\n")
-            .expect("head ends with CRLF CRLF");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap().to_string();
-        let mut fields = status_line.splitn(3, ' ');
-        assert_eq!(fields.next(), Some("HTTP/1.1"), "{status_line}");
-        let status = fields.next().unwrap().parse().expect("status code");
-        let headers = lines
-            .map(|line| {
-                let (name, value) = line.split_once(':').expect("header has a colon");
-                assert!(!name.contains(' '), "header name {name:?}");
-                (name.to_string(), value.trim().to_string())
-            })
-            .collect();
-        HttpResponse {
-            status_line,
-            status,
-            headers,
-            body,
+impl Progress {
+    pub fn new(readers: usize) -> Progress {
+        Progress {
+            counts: Mutex::new(vec![0; readers]),
+            changed: Condvar::new(),
         }
     }
-}
 
-/// Reads a response head byte by byte, so no byte after it is consumed.
-pub fn read_head(stream: &mut impl Read) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert!(head.len() < 16 << 10, "response head too long");
-        match stream.read(&mut byte) {
-            Ok(0) => panic!(
-                "stream ended in the response head: {:?}",
-                String::from_utf8_lossy(&head)
-            ),
-            Ok(_) => head.push(byte[0]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("reading the response head: {e}"),
-        }
+    /// Reader `i` has received `count` messages.
+    pub fn set(&self, i: usize, count: u64) {
+        self.counts.lock().unwrap()[i] = count;
+        self.changed.notify_all();
     }
-    head
-}
 
-/// Reads a whole plain HTTP response: its head, a body of exactly
-/// `Content-Length` bytes, and then the end of the stream.
-pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
-    let head = read_head(stream);
-    let mut response = HttpResponse::parse(&head, Vec::new());
-    let len: usize = response
-        .header("Content-Length")
-        .expect("Content-Length")
-        .parse()
-        .expect("numeric Content-Length");
-    response.body = vec![0; len];
-    stream.read_exact(&mut response.body).expect("read body");
-    expect_eof(stream);
-    response
-}
-
-/// Sends `request` on a new connection and reads the whole response.
-pub fn request(addr: SocketAddr, request: &[u8]) -> HttpResponse {
-    let mut stream = connect(addr);
-    stream.write_all(request).expect("send request");
-    read_response(&mut stream)
-}
-
-/// Connects and completes the opening handshake by hand, checking the 101.
-pub fn raw_websocket(addr: SocketAddr) -> TcpStream {
-    let mut stream = connect(addr);
-    stream
-        .write_all(upgrade_request("/", "").as_bytes())
-        .expect("send upgrade request");
-    let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
-    assert_eq!(response.status, 101, "{response:?}");
-    assert_eq!(response.header("Sec-WebSocket-Accept"), Some(ACCEPT));
-    stream
-}
-
-/// A tungstenite client over a plain `TcpStream`, after its handshake.
-pub fn tungstenite_client(
-    addr: SocketAddr,
-) -> (
-    tungstenite::WebSocket<TcpStream>,
-    tungstenite::handshake::client::Response,
-) {
-    let stream = connect(addr);
-    tungstenite::client(format!("ws://{addr}/"), stream).expect("tungstenite handshake")
-}
-
-/// Opcodes as numbers, for frames built and checked by hand.
-pub mod op {
-    pub const CONTINUATION: u8 = 0x0;
-    pub const TEXT: u8 = 0x1;
-    pub const BINARY: u8 = 0x2;
-    pub const CLOSE: u8 = 0x8;
-    pub const PING: u8 = 0x9;
-    pub const PONG: u8 = 0xA;
-}
-
-/// A masked client frame, as a browser sends it.
-pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = frame_header(fin, opcode, payload.len() as u64, Some(MASK));
-    let at = out.len();
-    out.extend_from_slice(payload);
-    for (i, byte) in out[at..].iter_mut().enumerate() {
-        *byte ^= MASK[i % 4];
-    }
-    out
-}
-
-/// A masked close frame with a code and reason.
-pub fn client_close(code: u16, reason: &str) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    client_frame(true, op::CLOSE, &payload)
-}
-
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A frame header with the shortest length encoding.
-pub fn frame_header(fin: bool, opcode: u8, len: u64, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
-        126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    if let Some(mask) = mask {
-        out.extend_from_slice(&mask);
-    }
-    out
-}
-
-/// A frame as a strict client reads it from the server.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Frame {
-    pub fin: bool,
-    pub opcode: u8,
-    pub payload: Vec<u8>,
-}
-
-impl Frame {
-    /// The code of a close frame.
-    pub fn close_code(&self) -> Option<u16> {
-        assert_eq!(self.opcode, op::CLOSE, "{self:?}");
-        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
-}
-
-/// Reads one server frame, failing on anything a server must not send:
-/// RSV bits, a mask, a reserved opcode, a non-minimal length, a control
-/// frame that is fragmented or longer than 125 bytes.
-pub fn read_frame(stream: &mut impl Read) -> Frame {
-    let mut head = [0u8; 2];
-    stream.read_exact(&mut head).expect("read frame header");
-    let fin = head[0] & 0x80 != 0;
-    assert_eq!(head[0] & 0x70, 0, "RSV bits set: {head:02x?}");
-    let opcode = head[0] & 0x0F;
-    assert!(
-        matches!(opcode, 0x0..=0x2 | 0x8..=0xA),
-        "reserved opcode {opcode:#x}"
-    );
-    assert_eq!(head[1] & 0x80, 0, "server frame is masked");
-    let len = match head[1] & 0x7F {
-        126 => {
-            let mut b = [0u8; 2];
-            stream.read_exact(&mut b).expect("read 16-bit length");
-            let len = u64::from(u16::from_be_bytes(b));
-            assert!(len >= 126, "16-bit length {len} should be 7-bit");
-            len
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            stream.read_exact(&mut b).expect("read 64-bit length");
-            let len = u64::from_be_bytes(b);
-            assert!(len > 0xFFFF && len >> 63 == 0, "bad 64-bit length {len}");
-            len
-        }
-        short => u64::from(short),
-    };
-    if opcode >= 0x8 {
-        assert!(fin, "fragmented control frame");
-        assert!(len <= 125, "control frame of {len} bytes");
-    }
-    assert!(len <= 64 << 20, "frame of {len} bytes");
-    let mut payload = vec![0u8; len as usize];
-    stream.read_exact(&mut payload).expect("read payload");
-    Frame {
-        fin,
-        opcode,
-        payload,
-    }
-}
-
-/// Reads until the server ends the stream; fails if any byte arrives.
-pub fn expect_eof(stream: &mut impl Read) {
-    let mut rest = Vec::new();
-    match stream.take(64 << 10).read_to_end(&mut rest) {
-        Ok(_) => assert!(rest.is_empty(), "bytes after the end: {rest:02x?}"),
-        // The server may reset a connection it has failed.
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("waiting for the end of the stream: {e}"),
+    /// Waits until every reader has received at least `count`.
+    pub fn wait_all(&self, count: u64) {
+        let counts = self.counts.lock().unwrap();
+        let (counts, timeout) = self
+            .changed
+            .wait_timeout_while(counts, TIMEOUT, |c| c.iter().any(|&n| n < count))
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "readers stuck at {:?}, waiting for {count}",
+            *counts
+        );
     }
 }
 
