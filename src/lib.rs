@@ -96,6 +96,11 @@
 //! disconnected by a policy or the keepalive, `debug` for each accepted
 //! handshake, close and HTTP response.
 //!
+//! # Minimum Rust version
+//!
+//! The library builds with Rust 1.82 or later (`rust-version` in
+//! `Cargo.toml`); its tests' dev-dependencies need 1.88.
+//!
 //! [`Config::stack_size`]: Config#structfield.stack_size
 
 #![forbid(unsafe_code)]
