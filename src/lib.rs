@@ -15,6 +15,30 @@
 //! debug and to trust: no runtime, no executor, no colored functions, and a
 //! binary that stays small.
 //!
+//! # Scope
+//!
+//! In scope:
+//!
+//! - an RFC 6455 server: the opening handshake, framing, fragmentation,
+//!   UTF-8 checks and the closing handshake, over TCP or any stream you
+//!   bring;
+//! - subprotocol selection and an origin allow-list;
+//! - a [`Hub`] that fans published messages out to a topic's subscribers,
+//!   with a [`Policy`] for clients that fall behind;
+//! - keepalive pings, and a [`Config`] limit on everything a peer can make
+//!   the board hold;
+//! - graceful shutdown, and a few plain HTTP routes on the same port (the
+//!   dashboard's page, a script).
+//!
+//! Planned, each in its own issue: server-sent events, long polling and
+//! polling as other transports of the hub; message history and resume
+//! after a reconnect; permessage-deflate compression; a blocking client;
+//! TLS; a Redis bridge.
+//!
+//! Out of scope: async runtimes; WebSockets over HTTP/2 (RFC 8441) or
+//! HTTP/3; serving arbitrary static files, or anything else of a general
+//! web server beyond a few routes.
+//!
 //! # Quick start
 //!
 //! ```no_run
