@@ -1,6 +1,8 @@
 //! Messages as the application sees them.
 
 use std::fmt;
+use std::str::Utf8Error;
+use std::string::FromUtf8Error;
 
 /// A complete WebSocket message, or a control frame.
 ///
@@ -33,6 +35,116 @@ impl Message {
     /// Whether this is a text or binary message (not a control frame).
     pub fn is_data(&self) -> bool {
         matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+
+    /// A text message.
+    ///
+    /// ```
+    /// # use boardcast::Message;
+    /// assert_eq!(Message::text("on"), Message::Text("on".to_owned()));
+    /// ```
+    pub fn text(text: impl Into<String>) -> Message {
+        Message::Text(text.into())
+    }
+
+    /// A binary message.
+    ///
+    /// ```
+    /// # use boardcast::Message;
+    /// assert_eq!(Message::binary([1, 2]), Message::Binary(vec![1, 2]));
+    /// ```
+    pub fn binary(data: impl Into<Vec<u8>>) -> Message {
+        Message::Binary(data.into())
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Message::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Message::Binary(_))
+    }
+
+    /// Whether this is a ping.
+    pub fn is_ping(&self) -> bool {
+        matches!(self, Message::Ping(_))
+    }
+
+    /// Whether this is a pong.
+    pub fn is_pong(&self) -> bool {
+        matches!(self, Message::Pong(_))
+    }
+
+    /// Whether this is a close.
+    pub fn is_close(&self) -> bool {
+        matches!(self, Message::Close(_))
+    }
+
+    /// The payload's length in bytes, as [`as_bytes`](Self::as_bytes) sees
+    /// it: 0 for a close.
+    ///
+    /// tungstenite counts a close's reason here; boardcast keeps the code
+    /// and reason in the [`CloseFrame`] only, so `len`, `as_bytes`,
+    /// [`into_data`](Self::into_data) and [`to_text`](Self::to_text) always
+    /// agree.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty (always true for a close; see
+    /// [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload as bytes, without copying: a text message gives its
+    /// UTF-8 bytes, a close gives nothing (its code and reason are in the
+    /// [`CloseFrame`]).
+    pub fn into_data(self) -> Vec<u8> {
+        match self {
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => data,
+            Message::Close(_) => Vec::new(),
+        }
+    }
+
+    /// The payload as a `String`, without copying: a text message as it is,
+    /// any other payload if it is valid UTF-8, a close as `""` (see
+    /// [`len`](Self::len)).
+    ///
+    /// # Errors
+    ///
+    /// If a binary, ping or pong payload is not valid UTF-8. The error is
+    /// std's own rather than [`Error`](crate::Error), which is for the
+    /// connection: the message is fine, only its reading as text is not,
+    /// and [`FromUtf8Error::into_bytes`] gives the payload back.
+    ///
+    /// ```
+    /// # use boardcast::Message;
+    /// assert_eq!(Message::binary(*b"21.5").into_text().unwrap(), "21.5");
+    /// let error = Message::binary([0xff, 0x00]).into_text().unwrap_err();
+    /// assert_eq!(error.into_bytes(), [0xff, 0x00]);
+    /// ```
+    pub fn into_text(self) -> Result<String, FromUtf8Error> {
+        match self {
+            Message::Text(text) => Ok(text),
+            other => String::from_utf8(other.into_data()),
+        }
+    }
+
+    /// The payload as a `&str`: a text message as it is, any other payload
+    /// if it is valid UTF-8, a close as `""` (see [`len`](Self::len)).
+    ///
+    /// # Errors
+    ///
+    /// If a binary, ping or pong payload is not valid UTF-8.
+    pub fn to_text(&self) -> Result<&str, Utf8Error> {
+        match self {
+            Message::Text(text) => Ok(text),
+            other => std::str::from_utf8(other.as_bytes()),
+        }
     }
 }
 
@@ -141,6 +253,20 @@ impl fmt::Display for CloseCode {
     }
 }
 
+impl From<&[u8]> for Message {
+    /// A binary message, copying the bytes.
+    fn from(data: &[u8]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl From<Message> for Vec<u8> {
+    /// The payload, as [`Message::into_data`] gives it.
+    fn from(message: Message) -> Self {
+        message.into_data()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +284,125 @@ mod tests {
         ] {
             assert!(!CloseCode(code).is_sendable(), "{code}");
         }
+    }
+
+    fn close() -> Message {
+        Message::Close(Some(CloseFrame {
+            code: CloseCode::NORMAL,
+            reason: "bye".to_owned(),
+        }))
+    }
+
+    #[test]
+    fn constructors() {
+        assert_eq!(Message::text("on"), Message::Text("on".to_owned()));
+        assert_eq!(
+            Message::text(String::from("on")),
+            Message::Text("on".to_owned())
+        );
+        assert_eq!(Message::binary(vec![1, 2]), Message::Binary(vec![1, 2]));
+        assert_eq!(Message::binary(&[1, 2][..]), Message::Binary(vec![1, 2]));
+        assert_eq!(Message::binary([1, 2]), Message::Binary(vec![1, 2]));
+    }
+
+    #[test]
+    fn kinds() {
+        let all = [
+            Message::text("t"),
+            Message::binary([1]),
+            Message::Ping(vec![]),
+            Message::Pong(vec![]),
+            Message::Close(None),
+        ];
+        let kinds: Vec<[bool; 6]> = all
+            .iter()
+            .map(|m| {
+                [
+                    m.is_text(),
+                    m.is_binary(),
+                    m.is_ping(),
+                    m.is_pong(),
+                    m.is_close(),
+                    m.is_data(),
+                ]
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                [true, false, false, false, false, true],
+                [false, true, false, false, false, true],
+                [false, false, true, false, false, false],
+                [false, false, false, true, false, false],
+                [false, false, false, false, true, false],
+            ]
+        );
+    }
+
+    #[test]
+    fn len_and_is_empty() {
+        assert_eq!(Message::text("héllo").len(), 6);
+        assert_eq!(Message::binary([0; 3]).len(), 3);
+        assert_eq!(Message::Ping(vec![9]).len(), 1);
+        assert_eq!(Message::Pong(vec![]).len(), 0);
+        assert!(Message::text("").is_empty());
+        assert!(!Message::binary([0]).is_empty());
+        // A close's reason is not its payload here (unlike tungstenite).
+        assert_eq!(close().len(), 0);
+        assert!(close().is_empty());
+        assert!(Message::Close(None).is_empty());
+    }
+
+    #[test]
+    fn into_data_matches_as_bytes() {
+        for message in [
+            Message::text("héllo"),
+            Message::binary([0xff, 0]),
+            Message::Ping(vec![1]),
+            Message::Pong(vec![2]),
+            close(),
+            Message::Close(None),
+        ] {
+            let bytes = message.as_bytes().to_vec();
+            assert_eq!(message.len(), bytes.len());
+            assert_eq!(message.clone().into_data(), bytes);
+            assert_eq!(Vec::<u8>::from(message), bytes);
+        }
+    }
+
+    #[test]
+    fn into_text() {
+        assert_eq!(Message::text("21.5").into_text().unwrap(), "21.5");
+        assert_eq!(Message::binary(*b"21.5").into_text().unwrap(), "21.5");
+        assert_eq!(Message::Ping(b"hi".to_vec()).into_text().unwrap(), "hi");
+        assert_eq!(Message::Pong(vec![]).into_text().unwrap(), "");
+        assert_eq!(close().into_text().unwrap(), "");
+        let error = Message::binary([b'a', 0xc3]).into_text().unwrap_err();
+        assert_eq!(error.utf8_error().valid_up_to(), 1);
+        assert_eq!(error.into_bytes(), [b'a', 0xc3]);
+    }
+
+    #[test]
+    fn to_text() {
+        assert_eq!(Message::text("héllo").to_text(), Ok("héllo"));
+        assert_eq!(Message::binary(*b"ok").to_text(), Ok("ok"));
+        assert_eq!(Message::Pong(b"p".to_vec()).to_text(), Ok("p"));
+        assert_eq!(close().to_text(), Ok(""));
+        assert_eq!(Message::Close(None).to_text(), Ok(""));
+        let error = Message::Ping(vec![b'x', 0xff]).to_text().unwrap_err();
+        assert_eq!(error.valid_up_to(), 1);
+    }
+
+    #[test]
+    fn conversions() {
+        assert_eq!(Message::from("a"), Message::text("a"));
+        assert_eq!(Message::from(String::from("a")), Message::text("a"));
+        assert_eq!(Message::from(vec![1u8]), Message::binary([1]));
+        assert_eq!(Message::from(&[1u8, 2][..]), Message::binary([1, 2]));
+        let slice: &[u8] = b"raw";
+        let message: Message = slice.into();
+        assert!(message.is_binary());
+        assert_eq!(Vec::from(Message::text("é")), "é".as_bytes());
+        assert_eq!(Vec::from(Message::Close(None)), Vec::<u8>::new());
     }
 }
