@@ -11,11 +11,15 @@
 # target/bench/report-<mode>.md (tables: medians and ratios, targets); the
 # full mode also draws target/bench/*.png (bench/plot.py, matplotlib in a
 # venv under target/). Environment: SERVER_CPU (0) and CLIENT_CPU (1) pick
-# the cores, RUNS overrides the number of runs, BENCH_PORT the first port,
+# the cores, RUNS overrides the number of runs, BENCH_PORT the first port
+# (0: a port the kernel picks for each server; bench/lib.sh),
 # BENCH_NICE the scheduling weight on a shared machine (see below).
 # All traffic goes to 127.0.0.1; every load is bounded in time and count.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# step, start_server, stop_server, load: shared with bench/compare.sh.
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 MODE=full
 PLOT=1
@@ -57,84 +61,15 @@ else
     CONN_COUNTS="50"; CONN_TIME="--settle 0.2"
 fi
 
-step() { printf '\n=== %s\n' "$*" >&2; }
-
 step "build (release)"
 cargo build --release -p boardcast-bench --bins
 cargo build --release --example echo --example broadcast
 BIN=target/release
 
 PORT=${BENCH_PORT:-19200}
-SERVER_PID=
-FAILURES=0
-
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
+WSLOAD=$BIN/wsload
 trap stop_server EXIT
 trap 'exit 130' INT TERM
-
-# start_server NAME PROGRAM [ARGS...]: starts it on the server core at a
-# fresh 127.0.0.1 port (ADDR), and waits until it listens.
-start_server() {
-    local name=$1
-    shift
-    for _attempt in 1 2 3 4 5; do
-        PORT=$((PORT + 1))
-        ADDR=127.0.0.1:$PORT
-        SERVER_NAME=$name
-        echo "--- $name on $ADDR: $*" >>"$SERVER_LOG"
-        taskset -c "$SERVER_CPU" "$1" "$ADDR" "${@:2}" >>"$SERVER_LOG" 2>&1 &
-        SERVER_PID=$!
-        local hex
-        hex=$(printf '%04X' "$PORT")
-        for _ in $(seq 100); do
-            if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-                wait "$SERVER_PID" 2>/dev/null || true
-                SERVER_PID=
-                break
-            fi
-            if grep -q "0100007F:$hex 00000000:0000 0A" /proc/net/tcp; then
-                return 0
-            fi
-            sleep 0.05
-        done
-        stop_server
-    done
-    echo "bench: $name would not start" >&2
-    exit 1
-}
-
-# load RUN MODE [ARGS...]: one wsload measurement on the client core,
-# appended to the results; a failure is recorded and counted.
-load() {
-    local run=$1 mode=$2
-    shift 2
-    local line
-    if line=$(timeout -k 5 180 taskset -c "$CLIENT_CPU" "$BIN/wsload" "$mode" --addr "$ADDR" \
-        --server-pid "$SERVER_PID" --server "$SERVER_NAME" --run "$run" "$@"); then
-        echo "$line" >>"$RESULTS"
-        summary "$line"
-    else
-        FAILURES=$((FAILURES + 1))
-        printf '{"kind":"%s","server":"%s","run":%s,"error":"wsload failed","args":"%s"}\n' \
-            "$mode" "$SERVER_NAME" "$run" "$*" >>"$RESULTS"
-        echo "bench: FAILED: $SERVER_NAME $mode $*" >&2
-    fi
-}
-
-summary() {
-    python3 bench/report.py --line "$1" >&2
-}
 
 python3 - "$MODE" "$SERVER_CPU" "$CLIENT_CPU" >>"$RESULTS" <<'EOF'
 import json, os, platform, subprocess, sys, time
