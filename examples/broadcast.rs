@@ -48,10 +48,7 @@ fn main() -> std::io::Result<()> {
     }
     let size = size.max(16);
 
-    let server = Server::bind(
-        &addr,
-        Config::default().policy(policy).max_connections(10_000),
-    )?;
+    let server = Server::bind(&addr, Config::default().max_connections(10_000))?;
     println!(
         "broadcast on ws://{} : {size}-byte messages at {} ({policy:?})",
         server.local_addr(),
@@ -62,6 +59,7 @@ fn main() -> std::io::Result<()> {
         }
     );
     let hub = server.hub();
+    hub.set_default_policy(policy);
     std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || publish(&hub, rate, size))?;

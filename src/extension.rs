@@ -29,6 +29,10 @@ pub trait Extension: fmt::Debug + Send {
     /// decode, or [`ProtocolError::MessageTooBig`] when the restored message
     /// would exceed `max_size` bytes (stop decoding there: a small payload
     /// may expand without bound).
-    fn decode(&mut self, rsv: u8, payload: Vec<u8>, max_size: usize)
-        -> Result<Vec<u8>, ProtocolError>;
+    fn decode(
+        &mut self,
+        rsv: u8,
+        payload: Vec<u8>,
+        max_size: usize,
+    ) -> Result<Vec<u8>, ProtocolError>;
 }

@@ -463,7 +463,10 @@ mod tests {
         assert_eq!(header_len(126), 4);
         assert_eq!(header_len(65535), 4);
         assert_eq!(header_len(65536), 10);
-        assert_eq!(Frame::new(OpCode::Close, &[3, 232], None).to_vec(), [0x88, 0x02, 3, 232]);
+        assert_eq!(
+            Frame::new(OpCode::Close, &[3, 232], None).to_vec(),
+            [0x88, 0x02, 3, 232]
+        );
     }
 
     #[test]
@@ -473,7 +476,13 @@ mod tests {
             let wire = Frame::with_header(false, 0b100, OpCode::Binary, &payload, mask).to_vec();
             let (header, used) = FrameHeader::decode(&wire).unwrap().unwrap();
             assert_eq!(
-                (header.fin, header.rsv, header.opcode, header.mask, header.len),
+                (
+                    header.fin,
+                    header.rsv,
+                    header.opcode,
+                    header.mask,
+                    header.len
+                ),
                 (false, 0b100, OpCode::Binary, mask, 300)
             );
             let mut body = wire[used..].to_vec();

@@ -67,8 +67,12 @@ fn thousand_clients_receive_a_burst_in_order_and_shutdown_leaves_no_thread() {
     drop(burst_read);
 
     for seq in 0..BURST {
-        let queued = running.hub.publish_text(TOPIC, &seq.to_string());
-        assert_eq!(queued, CLIENTS, "message {seq} queued for every client");
+        let published = running.hub.publish_text(TOPIC, &seq.to_string());
+        assert_eq!(
+            published.queued, CLIENTS,
+            "message {seq} queued for every client"
+        );
+        assert_eq!(published.seq, seq + 1, "the topic numbers its messages");
     }
     let mut complete = 0;
     for _ in 0..READERS {

@@ -13,6 +13,8 @@
 //! character literals and `#[cfg(test)]` items (test code may import freely),
 //! then follows `use` trees and `crate::`, `super::`, `self::` and child-module
 //! paths. `mod x;` declares a child; it is not a dependency, but a `use` is.
+//! A module's `pub use` of its own child is its table of contents, not a
+//! dependency either: a path through it is followed to the child's file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -87,6 +89,8 @@ struct File {
 struct Ref {
     line: usize,
     path: Vec<String>,
+    /// Whether it came from a `pub use`: a re-export, when it names a child.
+    public: bool,
 }
 
 impl Ref {
@@ -296,6 +300,7 @@ fn references(module: &[String], toks: &[Tok]) -> Vec<Ref> {
     let children: BTreeSet<&str> = mods.map(|w| w[1].text.as_str()).collect();
     let (mut refs, mut paths, mut here) = (Vec::new(), Vec::new(), module.to_vec());
     let (mut depth, mut inline, mut i) = (0, Vec::new(), 0); // inline: depth inside each `mod x {`
+    let mut public = false;
     while i < toks.len() {
         let (word, before) = (text(toks, i), if i == 0 { "" } else { text(toks, i - 1) });
         let rooted = matches!(word, "crate" | "super" | "self") || children.contains(word);
@@ -312,7 +317,11 @@ fn references(module: &[String], toks: &[Tok]) -> Vec<Ref> {
                 inline.push(depth + 1);
                 here.push(text(toks, i + 1).to_string());
             }
-            "use" => i = use_tree(toks, i + 1, Vec::new(), &mut paths) - 1,
+            "use" => {
+                public =
+                    before == "pub" || (before == ")" && text(toks, i.saturating_sub(4)) == "pub");
+                i = use_tree(toks, i + 1, Vec::new(), &mut paths) - 1;
+            }
             _ if rooted && text(toks, i + 1) == "::" && !matches!(before, "::" | ".") => {
                 let mut path = vec![word.to_string()];
                 while text(toks, i + 1) == "::" && text(toks, i + 2).starts_with(is_ident) {
@@ -327,8 +336,10 @@ fn references(module: &[String], toks: &[Tok]) -> Vec<Ref> {
             refs.push(Ref {
                 line,
                 path: resolve(&here, &children, path),
+                public,
             });
         }
+        public = false;
         i += 1;
     }
     refs
@@ -426,12 +437,34 @@ fn file_of(path: &[String], files: &[File]) -> Option<usize> {
     deepest.or_else(|| find("src/lib.rs"))
 }
 
+/// A module's `pub use` of its own child: its table of contents, not a
+/// dependency. Paths through it lead to the child that defines the item.
+fn reexport<'r>(f: &File, r: &'r Ref) -> Option<&'r [String]> {
+    let inside = r.inside()?;
+    let own_child = inside.len() > f.module.len() + 1 && inside.starts_with(&f.module);
+    (r.public && own_child).then_some(inside)
+}
+
 /// Rule d: no files that reach each other through their references.
 fn import_cycles(files: &[File]) -> Vec<String> {
     let (n, mut edges) = (files.len(), BTreeMap::new());
+    let mut exported = BTreeMap::new(); // `a::Item` -> `a::child::Item`
+    for f in files {
+        for inside in f.refs.iter().filter_map(|r| reexport(f, r)) {
+            let name = [&f.module[..], &inside[inside.len() - 1..]].concat();
+            exported.insert(name, inside.to_vec());
+        }
+    }
+    let target = |inside: &[String]| {
+        let through = (1..=inside.len()).find_map(|k| {
+            let child = exported.get(&inside[..k])?;
+            Some([&child[..], &inside[k..]].concat())
+        });
+        file_of(through.as_deref().unwrap_or(inside), files)
+    };
     for (a, f) in files.iter().enumerate() {
-        for r in &f.refs {
-            match r.inside().and_then(|inside| file_of(inside, files)) {
+        for r in f.refs.iter().filter(|r| reexport(f, r).is_none()) {
+            match r.inside().and_then(target) {
                 Some(b) if b != a => {
                     let at = format!("{}:{}: `{}`", f.path, r.line, r.path.join("::"));
                     edges.entry((a, b)).or_insert(at);
@@ -572,12 +605,28 @@ use crate::error::E;
 mod topic;
 --- src/hub/topic.rs
 use super::Hub;
-=== d1 | between src/hub/mod.rs, src/hub/topic.rs
+=== d0
 --- src/hub/mod.rs
 mod topic;
 pub use topic::Topic;
 --- src/hub/topic.rs
 use super::Hub;
+=== d1 | between src/hub/mod.rs, src/hub/topic.rs
+--- src/hub/mod.rs
+mod topic;
+fn f() -> topic::Topic { todo!() }
+--- src/hub/topic.rs
+use super::Hub;
+=== d1 | between src/hub/a.rs, src/hub/b.rs
+--- src/hub/mod.rs
+mod a;
+mod b;
+pub use a::A;
+pub(crate) use b::B;
+--- src/hub/a.rs
+use crate::hub::B;
+--- src/hub/b.rs
+use super::A;
 === b1 a0 d0 | src/frame.rs:15: `use std::net::Oops;` mentions `std::net`
 --- src/frame.rs
 //! Unlike `std::net::TcpStream`, this does no I/O.

@@ -8,9 +8,9 @@
 //! Case counts are kept small enough for the whole file to run in a few
 //! seconds in a debug build; `PROPTEST_CASES` raises them for a longer run.
 
-use boardcast::frame::{self, FrameHeader, OpCode, MAX_HEADER_LEN};
+use boardcast::frame::{self, Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use boardcast::handshake::{AcceptKey, Request, Status};
-use boardcast::protocol::{Protocol, State};
+use boardcast::protocol::{Inbound, Role};
 use boardcast::{CloseCode, CloseFrame, Config, Message, ProtocolError};
 use proptest::prelude::*;
 
@@ -105,15 +105,21 @@ proptest! {
     }
 
     #[test]
-    fn server_header_is_the_shortest_unmasked_fin_header(
+    fn a_frame_is_the_shortest_fin_header_and_its_payload(
         opcode in opcode(),
-        len in prop_oneof![0..=125usize, 126..=0xFFFFusize, 0x1_0000..=usize::MAX >> 1],
+        len in prop_oneof![0..=125usize, 126..=0xFFFFusize, 0x1_0000..=0x1_0100usize],
+        mask in any::<Option<[u8; 4]>>(),
     ) {
-        let (out, used) = frame::server_header(opcode, len);
-        let (header, n) = FrameHeader::decode(&out[..used]).unwrap().unwrap();
-        prop_assert_eq!(n, used);
-        prop_assert_eq!(header, FrameHeader { fin: true, rsv: 0, opcode, mask: None, len: len as u64 });
-        prop_assert_eq!(used, expected_header_len(&header));
+        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let wire = Frame::new(opcode, &payload, mask).to_vec();
+        let (header, n) = FrameHeader::decode(&wire).unwrap().unwrap();
+        prop_assert_eq!(header, FrameHeader { fin: true, rsv: 0, opcode, mask, len: len as u64 });
+        prop_assert_eq!(n, expected_header_len(&header));
+        let mut body = wire[n..].to_vec();
+        if let Some(key) = mask {
+            frame::apply_mask(&mut body, key, 0);
+        }
+        prop_assert_eq!(body, payload);
     }
 
     #[test]
@@ -158,19 +164,7 @@ proptest! {
 
 /// A masked client frame with this key.
 fn client_frame(fin: bool, opcode: OpCode, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let header = FrameHeader {
-        fin,
-        rsv: 0,
-        opcode,
-        mask: Some(key),
-        len: payload.len() as u64,
-    };
-    let mut out = [0; MAX_HEADER_LEN];
-    let used = header.encode(&mut out);
-    let mut frame = out[..used].to_vec();
-    frame.extend_from_slice(payload);
-    frame::apply_mask(&mut frame[used..], key, 0);
-    frame
+    Frame::with_header(fin, 0, opcode, payload, Some(key)).to_vec()
 }
 
 /// A data message as the application sees it.
@@ -290,7 +284,7 @@ impl Fragmented {
 /// Feeds `wire` to a protocol in chunks of the given sizes (cycled) and
 /// collects everything it returns, up to and including the first error.
 fn feed(config: &Config, wire: &[u8], chunks: &[usize]) -> Vec<Result<Message, ProtocolError>> {
-    let mut protocol = Protocol::new(config);
+    let mut protocol = Inbound::new(Role::Server, config);
     let mut out = Vec::new();
     let mut rest = wire;
     let mut sizes = chunks.iter().copied().cycle();
@@ -434,12 +428,12 @@ fn a_fragment_with_a_64_bit_length_is_reassembled() {
 #[test]
 fn protocol_is_closed_after_the_failure() {
     // The property above stops at the error; the state must say so too.
-    let mut protocol = Protocol::new(&Config::default());
+    let mut protocol = Inbound::new(Role::Server, &Config::default());
     let wire = client_frame(true, OpCode::Text, b"a\xffb", [1, 2, 3, 4]);
     protocol.buffer()[..wire.len()].copy_from_slice(&wire);
     protocol.commit(wire.len());
     assert_eq!(protocol.next_message(), Err(ProtocolError::InvalidUtf8));
-    assert_eq!(protocol.state(), State::Closed);
+    assert!(protocol.is_closed());
 }
 
 /// An upgrade request carrying `key`.

@@ -180,12 +180,16 @@ fn subscribe_unsubscribe_and_stats() {
     let stats = running.stats();
     assert_eq!((stats.clients, stats.subscriptions), (1, 2));
 
-    assert_eq!(hub.publish_text("news", "n1"), 1);
+    assert_eq!(hub.publish_text("news", "n1").queued, 1);
     assert_eq!(support::next_text(&mut ws), "n1");
     assert_eq!(command(&mut ws, "unsub news"), "unsub news: true");
     assert_eq!(command(&mut ws, "unsub news"), "unsub news: false");
-    assert_eq!(hub.publish_text("news", "n2"), 0, "no subscriber left");
-    assert_eq!(hub.publish_text("other", "o1"), 1);
+    assert_eq!(
+        hub.publish_text("news", "n2").queued,
+        0,
+        "no subscriber left"
+    );
+    assert_eq!(hub.publish_text("other", "o1").queued, 1);
     assert_eq!(support::next_text(&mut ws), "o1", "n2 must not arrive");
     assert_eq!(hub.subscribers("news"), 0);
     assert_eq!(hub.subscribers("other"), 1);

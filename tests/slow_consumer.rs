@@ -32,18 +32,20 @@ const AFTER: u64 = 50;
 /// The sequence number of the last message.
 const END: u64 = u64::MAX;
 
-/// Subscribes each client to the topic named by its path.
-fn start(config: Config) -> Running {
-    Running::start(support::server(config), |mut client| {
+/// Subscribes each client to the topic named by its path; `policy` is the
+/// hub's default.
+fn start(policy: Policy, config: Config) -> Running {
+    let running = Running::start(support::server(config), |mut client| {
         let topic = client.request().path().trim_start_matches('/').to_owned();
         client.subscribe(&topic);
         while let Ok(Some(_)) = client.recv() {}
-    })
+    });
+    running.hub.set_default_policy(policy);
+    running
 }
 
-fn config(policy: Policy) -> Config {
+fn config() -> Config {
     Config::default()
-        .policy(policy)
         .queue_messages(QUEUE)
         .queue_bytes(QUEUE * (SIZE + 16))
 }
@@ -135,7 +137,10 @@ fn read_in_order(mut ws: Ws, i: usize, progress: &Progress) -> (u64, Vec<Duratio
 fn stalled_client_is_disconnected_without_delaying_others() {
     // A short write timeout: the disconnected client's writer is blocked
     // writing to it until then.
-    let running = start(config(Policy::Disconnect).write_timeout(Duration::from_secs(1)));
+    let running = start(
+        Policy::Disconnect,
+        config().write_timeout(Duration::from_secs(1)),
+    );
     let (mut stalled, _, stats) =
         publish_past_a_stalled_client(&running, |s| s.disconnected_slow > 0);
     assert_eq!(stats.disconnected_slow, 1);
@@ -174,7 +179,7 @@ fn stalled_client_is_disconnected_without_delaying_others() {
 fn stalled_client_loses_its_oldest_messages_without_delaying_others() {
     // A write timeout long enough that the stalled client stays until it
     // resumes reading.
-    let running = start(config(Policy::DropOldest).write_timeout(TIMEOUT));
+    let running = start(Policy::DropOldest, config().write_timeout(TIMEOUT));
     let (mut stalled, published, stats) =
         publish_past_a_stalled_client(&running, |s| s.dropped_oldest > 0);
     assert!(stats.dropped_oldest > 0);
@@ -196,7 +201,7 @@ fn stalled_client_loses_its_oldest_messages_without_delaying_others() {
 
 #[test]
 fn keep_latest_gives_a_resumed_client_the_newest_value() {
-    let running = start(config(Policy::Disconnect));
+    let running = start(Policy::Disconnect, config());
     running.hub.set_policy("latest", Policy::KeepLatest);
     let mut stalled = support::raw_upgrade(running.addr, "/latest");
     support::wait_until(TIMEOUT, "the client subscribed", || {
@@ -242,7 +247,7 @@ fn keep_latest_keeps_order_against_a_racing_publisher() {
     // A one-message queue: a publisher on another core keeps racing the
     // writer between the queue and the newest-value slot.
     const PUBLISHED: u64 = 200_000;
-    let running = start(config(Policy::KeepLatest).queue_messages(1));
+    let running = start(Policy::KeepLatest, config().queue_messages(1));
     let mut ws = support::connect_small(running.addr, "/racing");
     support::wait_until(TIMEOUT, "the client subscribed", || {
         running.hub.subscribers("racing") == 1
@@ -307,6 +312,7 @@ fn a_client_that_falls_behind_and_catches_up_gets_everything_in_order() {
     // client reads again. Nothing may be lost, doubled or reordered.
     const BURST: u64 = 400;
     let running = start(
+        Policy::Disconnect,
         Config::default()
             .queue_messages(BURST as usize + 1)
             .queue_bytes((BURST as usize + 1) * (SIZE + 16)),
@@ -319,7 +325,7 @@ fn a_client_that_falls_behind_and_catches_up_gets_everything_in_order() {
         let queued = running
             .hub
             .publish_binary("feed", &support::stamp(seq, SIZE));
-        assert_eq!(queued, 1, "message {seq} queued");
+        assert_eq!(queued.queued, 1, "message {seq} queued");
     }
     running.hub.publish_binary("feed", &support::stamp(END, 16));
     let seqs = read_until_end(&mut late, BURST);

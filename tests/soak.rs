@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use boardcast::{Client, Config, Message, Policy};
+use boardcast::{Client, Config, Message};
 use support::{Running, Ws};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message as Tm;
@@ -368,8 +368,7 @@ fn soak() {
         .max_connections(2 * clients + 16)
         .queue_messages(256)
         .ping_interval(Some(Duration::from_secs(2)))
-        .pong_timeout(Duration::from_secs(5))
-        .policy(Policy::Disconnect);
+        .pong_timeout(Duration::from_secs(5));
     let running = Running::start(support::server(config), handler);
     let addr = running.addr;
     let rss_start = support::rss_kib();

@@ -100,7 +100,7 @@ fn writers_and_pongs_never_tear_frames() {
         stream.set_read_timeout(None)?;
         stream.set_write_timeout(None)?;
         let connection = boardcast::accept(stream, &Config::default())?;
-        let (reader, writer) = connection.split()?;
+        let (reader, writer) = connection.split();
         let reading = bounded("reader", move || receive_all(reader));
         let sending: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -198,7 +198,7 @@ fn end_of_stream_wakes_a_writer_blocked_on_a_client_that_does_not_read() {
         stream.set_read_timeout(None)?;
         stream.set_write_timeout(None)?;
         let connection = boardcast::accept(stream, &Config::default())?;
-        let (mut reader, writer) = connection.split()?;
+        let (mut reader, writer) = connection.split();
         let sending = bounded("writer", move || writer.send_binary(&vec![0; HUGE]));
         let reading = bounded("reader", move || reader.recv());
         Ok((reading.join(), sending.join()))
@@ -227,7 +227,7 @@ fn a_reset_taken_by_a_writer_is_still_a_reset_to_the_reader() {
     let server = Server::spawn(ROUNDS, |stream| -> Result<_, Error> {
         stream.set_read_timeout(None)?;
         let connection = boardcast::accept(stream, &Config::default())?;
-        let (mut reader, writer) = connection.split()?;
+        let (mut reader, writer) = connection.split();
         // Bounded: the peer resets after the first frame arrives.
         let sending = bounded("writer", move || {
             (0..1_000_000).find_map(|_| writer.send_text("flood").err())

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
 use boardcast::frame::{FrameHeader, OpCode};
+use boardcast::protocol::Role;
 use boardcast::{CloseCode, Config, Connection, Error, Message};
 use libfuzzer_sys::fuzz_target;
 
@@ -71,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
     pipe.incoming.push_back(rest.to_vec());
 
     let config = Config::default().max_message_size(4096).max_frame_size(2048);
-    let mut connection = Connection::from_upgraded(pipe, &config);
+    let mut connection = Connection::from_upgraded(pipe, Role::Server, &config);
     let mut received_close = None;
     let mut violation = None;
     for op in ops.iter().chain(&[0, 0, 0, 0]) {

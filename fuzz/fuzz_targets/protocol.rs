@@ -4,7 +4,7 @@
 //! allow, whatever lengths the frames claim.
 #![no_main]
 
-use boardcast::protocol::Protocol;
+use boardcast::protocol::{Inbound, Role};
 use boardcast::{CloseCode, Config, Message, ProtocolError};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,8 +26,8 @@ fn config() -> Config {
 }
 
 /// Feeds `stream` in pieces whose sizes cycle through `splits`.
-fn run(stream: &[u8], splits: &[u8], mut messages: Vec<Message>) -> (Vec<Message>, Option<ProtocolError>) {
-    let mut protocol = Protocol::new(&config());
+fn run(role: Role, stream: &[u8], splits: &[u8], mut messages: Vec<Message>) -> (Vec<Message>, Option<ProtocolError>) {
+    let mut protocol = Inbound::new(role, &config());
     let mut rest = stream;
     let mut sizes = splits.iter().cycle();
     while !rest.is_empty() {
@@ -51,13 +51,16 @@ fn run(stream: &[u8], splits: &[u8], mut messages: Vec<Message>) -> (Vec<Message
 fuzz_target!(|data: &[u8]| {
     let Some((&n, rest)) = data.split_first() else { return };
     let (splits, stream) = rest.split_at(usize::from(n % 16).min(rest.len()));
+    // The top bit picks the role: a server expects masked frames, a client
+    // unmasked ones.
+    let role = if n & 0x80 == 0 { Role::Server } else { Role::Client };
     let splits = if splits.is_empty() { &[255u8][..] } else { splits };
 
     // Room for every message up front, so only the protocol's own
     // allocations are measured.
     let results = Vec::with_capacity(stream.len());
     alloc::reset();
-    let (messages, error) = run(stream, splits, results);
+    let (messages, error) = run(role, stream, splits, results);
     // The read buffer, a message growing by doubling up to its limit, and the
     // String it becomes: never the length a header claims.
     assert!(alloc::largest() <= READ_BUFFER.max(2 * MAX_MESSAGE), "allocated {}", alloc::largest());
@@ -80,5 +83,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Any split gives the same result as one byte at a time.
-    assert_eq!(run(stream, &[1], Vec::new()), (messages, error));
+    assert_eq!(run(role, stream, &[1], Vec::new()), (messages, error));
 });

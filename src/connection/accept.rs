@@ -123,7 +123,11 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     pub fn accept(mut self, accept: Accept) -> Result<Connection<S>, Error> {
         let key = self.check()?;
         let inbound = Inbound::with_received(Role::Server, self.config, self.after_head());
-        Ok(Connection::new(self.switch(accept, &key)?, inbound, Role::Server))
+        Ok(Connection::new(
+            self.switch(accept, &key)?,
+            inbound,
+            Role::Server,
+        ))
     }
 
     /// Accepts as [`accept`](Self::accept) does, for a server that keeps

@@ -4,7 +4,7 @@ use std::io;
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::connection::{recv, write_fails, write_frame, Duplex};
+use crate::connection::driver::{recv, write_fails, write_frame, Duplex};
 use crate::error::Error;
 use crate::frame::{Frame, OpCode};
 use crate::message::{CloseCode, Message};
@@ -63,7 +63,11 @@ impl<S: Socket> Reader<S> {
     ///
     /// As for [`Connection::recv`].
     pub fn recv(&mut self) -> Result<Option<Message>, Error> {
-        let result = recv(&mut self.inbound, &mut self.done, &mut SplitIo(&self.writer));
+        let result = recv(
+            &mut self.inbound,
+            &mut self.done,
+            &mut SplitIo(&self.writer),
+        );
         if self.done {
             let _ = self.writer.shared.stream.shutdown(Shutdown::Both);
         }

@@ -166,7 +166,7 @@ impl<'b> Request<'b> {
 
     /// Whether this asks for a WebSocket upgrade: `GET` with `Upgrade:
     /// websocket` and `Connection: upgrade`. Requests that don't are
-    /// ordinary HTTP requests, to be answered with a [`Response`].
+    /// ordinary HTTP requests, to be answered with a [`Response`](super::Response).
     pub fn is_upgrade(&self) -> bool {
         self.method() == "GET" && self.parts.upgrade_websocket && self.parts.connection_upgrade
     }
@@ -819,5 +819,4 @@ mod tests {
         assert_eq!(request.select_protocol(&["mqtt".to_string()]), None);
         assert_eq!(request.select_protocol(&[]), None);
     }
-
 }

@@ -24,8 +24,8 @@ use crate::message::Message;
 mod stats;
 mod subscriber;
 
-pub(crate) use stats::{bump, bump_by, Counters};
 pub use stats::Stats;
+pub(crate) use stats::{bump, bump_by, Counters};
 pub use subscriber::{Delivery, Encoded, Policy, Subscriber};
 
 /// Publishes messages to topics; every subscriber of a topic receives each
@@ -343,15 +343,14 @@ mod tests {
     /// Records what it is offered, and answers as told.
     #[derive(Debug, Default)]
     struct Recorder {
-        offered: Mutex<Vec<(Arc<str>, u64, Vec<u8>, Policy)>>,
+        offered: Mutex<Vec<(Encoded, Policy)>>,
         left: Mutex<Vec<String>>,
     }
 
     impl Subscriber for Recorder {
         fn offer(&self, message: &Encoded, policy: Policy) -> Delivery {
-            let topic = Arc::clone(message.topic().expect("published"));
-            let entry = (topic, message.seq(), message.payload().to_vec(), policy);
-            self.offered.lock().unwrap().push(entry);
+            assert!(message.topic().is_some(), "published");
+            self.offered.lock().unwrap().push((message.clone(), policy));
             Delivery::Queued
         }
 
@@ -374,7 +373,10 @@ mod tests {
         assert!(!hub.subscribe("a", &subscriber), "once per topic");
         assert_eq!(hub.publish_text("a", "1"), Published { seq: 1, queued: 1 });
         assert_eq!(hub.publish_text("b", "1"), Published { seq: 1, queued: 0 });
-        assert_eq!(hub.publish_binary("a", b"2"), Published { seq: 2, queued: 1 });
+        assert_eq!(
+            hub.publish_binary("a", b"2"),
+            Published { seq: 2, queued: 1 }
+        );
         assert_eq!(hub.last_seq("a"), 2);
         assert_eq!(
             hub.publish("a", &Message::Ping(vec![])),
@@ -383,7 +385,7 @@ mod tests {
         let offered = recorder.offered.lock().unwrap();
         let seqs: Vec<(&str, u64, &[u8])> = offered
             .iter()
-            .map(|(t, s, p, _)| (&**t, *s, &p[..]))
+            .map(|(m, _)| (&**m.topic().unwrap(), m.seq(), m.payload()))
             .collect();
         assert_eq!(seqs, [("a", 1, &b"1"[..]), ("a", 2, &b"2"[..])]);
     }
@@ -413,7 +415,13 @@ mod tests {
             hub.subscribe(topic, &subscriber);
             hub.publish_text(topic, "x");
         }
-        let policies: Vec<Policy> = recorder.offered.lock().unwrap().iter().map(|o| o.3).collect();
+        let policies: Vec<Policy> = recorder
+            .offered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|o| o.1)
+            .collect();
         assert_eq!(policies, [Policy::KeepLatest, Policy::DropOldest]);
         assert_eq!(hub.stats().subscriptions, 2);
         hub.unsubscribe_all(&subscriber);

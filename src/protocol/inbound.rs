@@ -933,8 +933,14 @@ pub(crate) mod tests {
         inbound.set_extension(Box::new(Reverse));
         inbound.buffer()[..wire.len()].copy_from_slice(&wire);
         inbound.commit(wire.len());
-        assert_eq!(inbound.next_message(), Ok(Some(Message::Text("abé".into()))));
-        assert_eq!(inbound.next_message(), Ok(Some(Message::Text("plain".into()))));
+        assert_eq!(
+            inbound.next_message(),
+            Ok(Some(Message::Text("abé".into())))
+        );
+        assert_eq!(
+            inbound.next_message(),
+            Ok(Some(Message::Text("plain".into())))
+        );
 
         // Its bit on a continuation or a control frame is still reserved.
         for wire in [

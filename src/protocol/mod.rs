@@ -37,9 +37,11 @@
 
 mod inbound;
 mod outbound;
+mod state;
 
 pub use inbound::Inbound;
 pub use outbound::{Outbound, Reply};
+pub use state::State;
 
 /// Which end of the connection this is. A client masks what it sends and
 /// refuses masked frames; a server does the reverse (RFC 6455 §5.1).
@@ -49,28 +51,4 @@ pub enum Role {
     Server,
     /// The end that sent the opening handshake.
     Client,
-}
-
-/// Where a connection stands in its closing handshake (RFC 6455 §7), from
-/// its two halves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Both directions are open.
-    Open,
-    /// Our close frame went out; the peer's has not arrived.
-    Closing,
-    /// The peer's close frame arrived (and was answered), or the peer broke
-    /// the protocol: the connection is over.
-    Closed,
-}
-
-impl State {
-    /// The state of a connection whose halves are `inbound` and `outbound`.
-    pub fn of(inbound: &Inbound, outbound: &Outbound) -> State {
-        match (inbound.is_closed(), outbound.is_closing()) {
-            (true, _) => State::Closed,
-            (false, true) => State::Closing,
-            (false, false) => State::Open,
-        }
-    }
 }

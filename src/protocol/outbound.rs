@@ -22,12 +22,13 @@ use crate::protocol::Role;
 /// use boardcast::{CloseCode, Error, Message};
 ///
 /// let outbound = Outbound::new(Role::Server);
-/// let frame = outbound.message(&Message::Text("hi".into())).unwrap();
+/// let hi = Message::text("hi");
+/// let frame = outbound.message(&hi).unwrap();
 /// assert_eq!((frame.header(), frame.payload()), (&[0x81, 0x02][..], &b"hi"[..]));
 ///
 /// let close = outbound.close(Some(CloseCode::NORMAL), "bye").unwrap();
 /// assert_eq!(close.to_vec(), [0x88, 0x05, 0x03, 0xE8, b'b', b'y', b'e']);
-/// assert!(matches!(outbound.message(&Message::Text("late".into())), Err(Error::Closed)));
+/// assert!(matches!(outbound.message(&Message::text("late")), Err(Error::Closed)));
 /// ```
 #[derive(Debug)]
 pub struct Outbound {
@@ -231,7 +232,9 @@ mod tests {
         ));
         // A refused close does not start closing.
         assert!(!outbound.is_closing());
-        assert!(outbound.close(Some(CloseCode::NORMAL), &reason[1..]).is_ok());
+        assert!(outbound
+            .close(Some(CloseCode::NORMAL), &reason[1..])
+            .is_ok());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::connection::{self, Duplex, Received};
+use crate::connection::driver::{self, Duplex};
+use crate::connection::Received;
 use crate::error::Error;
 use crate::frame::{Frame, OpCode};
 use crate::handshake::Request;
@@ -16,7 +17,7 @@ use crate::hub::{Encoded, Hub, Subscriber};
 use crate::message::{CloseCode, Message};
 use crate::protocol::Reply;
 use crate::server::outbox::Outbox;
-use crate::server::Shared;
+use crate::server::shared::Shared;
 use crate::socket::Socket;
 
 /// What the connection thread and the writer thread of a client share.
@@ -113,7 +114,7 @@ impl Client {
             link: &self.link,
             shared: &self.shared,
         };
-        let result = connection::recv(&mut self.state.inbound, &mut self.done, &mut io);
+        let result = driver::recv(&mut self.state.inbound, &mut self.done, &mut io);
         if self.done {
             self.finish_reading();
         }
@@ -265,7 +266,7 @@ impl Duplex for ClientIo<'_> {
     }
 
     fn was_reset(&mut self) -> bool {
-        connection::write_fails(&*self.link.stream)
+        driver::write_fails(&*self.link.stream)
     }
 }
 

@@ -3,19 +3,30 @@
 //! costs no thread switch per client. What a socket will not take at once
 //! is left to the client's own writer thread.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::server::outbox::{Flushed, Outbox};
+use crate::hub::Encoded;
 
 /// Frames the flusher writes to one client per visit: one `writev`.
 pub(crate) const FLUSH_BATCH: usize = 64;
 
+/// A client the flusher visits (a WebSocket client's outbox).
+pub(crate) trait Flush: Send + Sync {
+    /// Whether the client is on the flusher's list, so it is listed once.
+    fn listed(&self) -> &AtomicBool;
+
+    /// Writes what the client's socket takes now, at most [`FLUSH_BATCH`]
+    /// frames, with `scratch` to hold them; returns whether frames remain
+    /// for another visit.
+    fn flush(&self, scratch: &mut Vec<Encoded>) -> bool;
+}
+
 /// An entry in the flusher's list; `None` stops it.
-type Visit = Option<Arc<Outbox>>;
+type Visit = Option<Arc<dyn Flush>>;
 
 /// The flusher thread's list of clients with published frames queued, and
 /// its handle. The thread starts with the first client listed.
@@ -32,11 +43,11 @@ struct Running {
 }
 
 impl Flusher {
-    /// Puts `outbox` on the list; returns false if there is no flusher to
+    /// Puts `client` on the list; returns false if there is no flusher to
     /// write it (its writer thread must).
-    pub(crate) fn list(&self, outbox: Arc<Outbox>) -> bool {
+    pub(crate) fn list(&self, client: Arc<dyn Flush>) -> bool {
         self.running()
-            .is_some_and(|running| running.list.send(Some(outbox)).is_ok())
+            .is_some_and(|running| running.list.send(Some(client)).is_ok())
     }
 
     fn running(&self) -> Option<&Running> {
@@ -89,14 +100,12 @@ impl Drop for Flusher {
 /// more of them: the cost per message falls as the load grows.
 fn flush(list: &Receiver<Visit>, again: &Sender<Visit>) {
     let mut frames = Vec::with_capacity(FLUSH_BATCH);
-    while let Ok(Some(outbox)) = list.recv() {
+    while let Ok(Some(client)) = list.recv() {
         // A swap, not a store: it reads the publisher's mark, so the frames
         // queued before it are seen.
-        outbox.dirty.swap(false, Ordering::SeqCst);
-        if let Flushed::More = outbox.flush(&mut frames) {
-            if !outbox.dirty.swap(true, Ordering::SeqCst) {
-                let _ = again.send(Some(outbox));
-            }
+        client.listed().swap(false, Ordering::SeqCst);
+        if client.flush(&mut frames) && !client.listed().swap(true, Ordering::SeqCst) {
+            let _ = again.send(Some(client));
         }
     }
 }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,20 +38,17 @@ use crate::socket::{self, Socket};
 mod client;
 mod flusher;
 mod outbox;
+mod shared;
 mod task;
 mod tracker;
 mod writer;
 
 pub use client::{Client, Sender};
 
-use flusher::Flusher;
-use outbox::Outbox;
-use task::Task;
-use tracker::Tracker;
-
-type HttpFn = dyn Fn(&Request<'_>) -> Response + Send + Sync;
-type UpgradeFn = dyn Fn(&Request<'_>) -> Result<Accept, Response> + Send + Sync;
-type Handler = dyn Fn(Client) + Send + Sync;
+use crate::server::outbox::Outbox;
+use crate::server::shared::{Live, Shared};
+use crate::server::task::{Handler, HttpFn, Task, UpgradeFn};
+use crate::server::tracker::Tracker;
 
 /// A WebSocket server: accepts connections and runs your handler for each
 /// client on its own thread.
@@ -91,41 +88,6 @@ impl std::fmt::Debug for Server {
             .field("listener", &self.listener)
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// State shared by the accept loop, every connection and the handles.
-#[derive(Debug)]
-struct Shared {
-    hub: Hub,
-    counters: Arc<Counters>,
-    /// Writes published frames to the WebSocket clients.
-    flusher: Arc<Flusher>,
-    stopping: AtomicBool,
-    local_addr: SocketAddr,
-    /// Every open connection's socket, to cut them at shutdown, and its
-    /// outbox once upgraded.
-    connections: Mutex<HashMap<u64, Live>>,
-    next_id: AtomicU64,
-    threads: Arc<Tracker>,
-    /// The origin of the millisecond clocks below.
-    started: Instant,
-}
-
-#[derive(Debug)]
-struct Live {
-    stream: Arc<dyn Socket>,
-    outbox: Option<Arc<Outbox>>,
-}
-
-impl Shared {
-    fn connections(&self) -> MutexGuard<'_, HashMap<u64, Live>> {
-        self.connections.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Milliseconds since the server was made: the clock of keepalives.
-    fn millis(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 }
 
@@ -259,12 +221,7 @@ impl Server {
         Ok(())
     }
 
-    fn spawn_connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        handler: &Arc<Handler>,
-    ) {
+    fn spawn_connection(&self, stream: TcpStream, peer: SocketAddr, handler: &Arc<Handler>) {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("set_nodelay: {e}");
         }
@@ -320,14 +277,9 @@ impl Server {
     }
 
     fn shutdown_gracefully(&self) {
-        let live: Vec<(Arc<dyn Socket>, Option<Arc<Outbox>>)> = self
-            .shared
-            .connections()
-            .values()
-            .map(|l| (Arc::clone(&l.stream), l.outbox.clone()))
-            .collect();
+        let live: Vec<Live> = self.shared.connections().values().cloned().collect();
         log::info!("shutting down: closing {} connections", live.len());
-        for (stream, outbox) in &live {
+        for Live { stream, outbox } in &live {
             match outbox {
                 Some(outbox) => {
                     let _ = outbox.close(Some(CloseCode::AWAY), "server shutting down");

@@ -18,7 +18,7 @@ use crate::frame::Frame;
 use crate::hub::{bump_by, Counters, Delivery, Encoded, Policy, Subscriber};
 use crate::message::CloseCode;
 use crate::protocol::{Outbound, Role};
-use crate::server::flusher::{Flusher, FLUSH_BATCH};
+use crate::server::flusher::{Flush, Flusher, FLUSH_BATCH};
 use crate::socket::Socket;
 
 /// Everything waiting to be written to one client, and the client's socket.
@@ -58,7 +58,7 @@ pub(crate) struct Outbox {
     /// Whether [`Pending`] may hold work for the writer.
     rung: AtomicBool,
     /// Whether the client is in the flusher's list.
-    pub(crate) dirty: AtomicBool,
+    dirty: AtomicBool,
     wire: Mutex<Wire>,
     /// Whether the writer thread holds [`Wire`], or waits for it.
     writer_active: AtomicBool,
@@ -115,7 +115,7 @@ pub(crate) struct Pending {
 }
 
 /// What the flusher did with one client.
-pub(crate) enum Flushed {
+enum Flushed {
     /// Nothing left for the flusher, or the writer has it.
     Done,
     /// Frames remain queued: visit again.
@@ -384,7 +384,7 @@ impl Outbox {
     /// The flusher's visit: writes queued frames without blocking. What the
     /// socket does not take, and anything that may need to wait, is left to
     /// the writer thread.
-    pub(crate) fn flush(&self, frames: &mut Vec<Encoded>) -> Flushed {
+    fn flush_now(&self, frames: &mut Vec<Encoded>) -> Flushed {
         let Some(stream) = &self.stream else {
             self.wake();
             return Flushed::Done;
@@ -502,7 +502,7 @@ impl Outbox {
         let try_queue = |frame: Encoded| {
             self.try_queue(frame).or_else(|frame| {
                 if self.rx.is_full() {
-                    self.flush(&mut Vec::with_capacity(FLUSH_BATCH));
+                    self.flush_now(&mut Vec::with_capacity(FLUSH_BATCH));
                 }
                 self.try_queue(frame)
             })
@@ -587,6 +587,16 @@ impl Subscriber for Outbox {
         self.pending()
             .latest
             .retain(|f| f.topic().is_some_and(|t| &**t != topic));
+    }
+}
+
+impl Flush for Outbox {
+    fn listed(&self) -> &AtomicBool {
+        &self.dirty
+    }
+
+    fn flush(&self, scratch: &mut Vec<Encoded>) -> bool {
+        matches!(self.flush_now(scratch), Flushed::More)
     }
 }
 

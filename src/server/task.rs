@@ -10,13 +10,24 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::connection::{Handshake, Received};
 use crate::error::{Error, HandshakeError};
-use crate::handshake::{Accept, Response};
+use crate::handshake::{Accept, Request, Response};
 use crate::hub::bump;
 use crate::server::client::{Client, Link};
 use crate::server::outbox::Outbox;
+use crate::server::shared::Shared;
 use crate::server::writer::Writer;
-use crate::server::{Handler, HttpFn, Shared, UpgradeFn};
 use crate::socket::Socket;
+
+/// Answers a request that is not an upgrade (see [`Server::on_http`]).
+///
+/// [`Server::on_http`]: super::Server::on_http
+pub(super) type HttpFn = dyn Fn(&Request<'_>) -> Response + Send + Sync;
+/// Decides on an upgrade (see [`Server::on_upgrade`]).
+///
+/// [`Server::on_upgrade`]: super::Server::on_upgrade
+pub(super) type UpgradeFn = dyn Fn(&Request<'_>) -> Result<Accept, Response> + Send + Sync;
+/// The application's handler of each client.
+pub(super) type Handler = dyn Fn(Client) + Send + Sync;
 
 /// Everything a connection thread needs.
 pub(super) struct Task {

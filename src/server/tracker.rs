@@ -27,7 +27,12 @@ impl Tracker {
     /// inlined: a connection thread calls it, and its frame would stay
     /// below the handler's for the connection's life.
     #[inline(never)]
-    pub(super) fn spawn<F>(self: &Arc<Self>, name: &str, stack_size: usize, work: F) -> io::Result<()>
+    pub(super) fn spawn<F>(
+        self: &Arc<Self>,
+        name: &str,
+        stack_size: usize,
+        work: F,
+    ) -> io::Result<()>
     where
         F: FnOnce() + Send + 'static,
     {

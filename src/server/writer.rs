@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::frame::OpCode;
 use crate::hub::{bump, bump_by, Encoded};
 use crate::server::client::Link;
-use crate::server::Shared;
+use crate::server::shared::Shared;
 use crate::socket;
 
 /// The most frames written in one `writev`.
@@ -142,7 +142,9 @@ impl Writer {
             control.clear();
             let outbound = &outbox.outbound;
             if let Some(payload) = &pong {
-                outbound.encode(OpCode::Pong, payload).write_to(&mut control);
+                outbound
+                    .encode(OpCode::Pong, payload)
+                    .write_to(&mut control);
             }
             if let (None, Some(interval)) = (ping_sent, self.config.ping_interval) {
                 if now.saturating_sub(last) >= interval.as_millis() as u64 && close.is_none() {
