@@ -5,6 +5,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use boardcast::frame::{Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
+
 /// The key of RFC 6455 §1.3's example; the server must answer [`ACCEPT`].
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 /// The `Sec-WebSocket-Accept` value for [`KEY`].
@@ -109,39 +111,29 @@ pub fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-/// A complete client frame (FIN set), masked with `mask`.
+/// A complete client frame (FIN set), masked with `mask`: boardcast's own
+/// encoder in the client role.
 pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xFFFF {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+    Frame::new(known(opcode), payload, Some(mask)).to_vec()
 }
 
 /// The header of an unmasked server frame with FIN set and this payload
 /// length: what an echo of a binary message must start with.
 pub fn server_header(opcode: u8, len: usize) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    if len < 126 {
-        out.push(len as u8);
-    } else if len <= 0xFFFF {
-        out.push(126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out
+    let header = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: known(opcode),
+        mask: None,
+        len: len as u64,
+    };
+    let mut out = [0; MAX_HEADER_LEN];
+    let used = header.encode(&mut out);
+    out[..used].to_vec()
+}
+
+fn known(opcode: u8) -> OpCode {
+    OpCode::from_u8(opcode).expect("the generator sends defined opcodes only")
 }
 
 /// A server frame's header.

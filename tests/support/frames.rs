@@ -4,6 +4,8 @@
 
 use std::io::{self, Read};
 
+use boardcast::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+
 /// Opcodes as numbers, for frames built and checked by hand.
 pub mod op {
     pub const CONTINUATION: u8 = 0x0;
@@ -23,31 +25,28 @@ pub const MAX_PAYLOAD: u64 = 16 << 20;
 
 /// A frame header with the shortest length encoding, masked with `mask`
 /// (a client frame) or not, claiming `len` payload bytes that the caller
-/// may or may not send.
+/// may or may not send. Made by the crate's own encoder; a reserved
+/// `opcode` is written into the first byte as it is.
 pub fn frame_header(fin: bool, opcode: u8, len: u64, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
-        126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    if let Some(mask) = mask {
-        out.extend_from_slice(&mask);
-    }
-    out
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode: OpCode::from_u8(opcode).unwrap_or(OpCode::Binary),
+        mask,
+        len,
+    };
+    let mut out = [0; MAX_HEADER_LEN];
+    let used = header.encode(&mut out);
+    out[0] = (out[0] & 0xF0) | opcode;
+    out[..used].to_vec()
 }
 
-/// A whole masked client frame of any length, as a browser sends it.
+/// A whole masked client frame of any length, as a browser sends it: the
+/// crate's encoder in the client role, with a fixed key.
 pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = frame_header(fin, opcode, payload.len() as u64, Some(MASK));
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    let known = OpCode::from_u8(opcode).unwrap_or(OpCode::Binary);
+    let mut out = boardcast::frame::Frame::with_header(fin, 0, known, payload, Some(MASK)).to_vec();
+    out[0] = (out[0] & 0xF0) | opcode;
     out
 }
 
