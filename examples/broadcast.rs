@@ -16,36 +16,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use boardcast::{Config, Policy, Server};
 
+#[path = "common/args.rs"]
+mod args;
+
+use args::Args;
+
 const TOPIC: &str = "bench";
 
 fn main() -> std::io::Result<()> {
     env_logger::init();
-    let mut addr = "127.0.0.1:9002".to_string();
-    let mut rate: u64 = 1000;
-    let mut size: usize = 16;
-    let mut policy = Policy::Disconnect;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "--rate" => rate = value().parse().unwrap_or_else(|_| usage("bad --rate")),
-            "--size" => size = value().parse().unwrap_or_else(|_| usage("bad --size")),
-            "--policy" => {
-                policy = match value().as_str() {
-                    "disconnect" => Policy::Disconnect,
-                    "drop-oldest" => Policy::DropOldest,
-                    "keep-latest" => Policy::KeepLatest,
-                    _ => usage("bad --policy"),
-                }
-            }
-            "-h" | "--help" => usage(""),
-            _ if !arg.starts_with('-') => addr = arg,
-            _ => usage(&format!("unknown option {arg}")),
-        }
-    }
+    let mut args = Args::new(
+        "broadcast",
+        "[ADDR] [--rate MSGS_PER_SEC] [--size BYTES] [--policy disconnect|drop-oldest|keep-latest]",
+    );
+    let rate: u64 = args.option("--rate", 1000);
+    let size: usize = args.option("--size", 16);
+    let policy = match args.option("--policy", "disconnect".to_string()).as_str() {
+        "disconnect" => Policy::Disconnect,
+        "drop-oldest" => Policy::DropOldest,
+        "keep-latest" => Policy::KeepLatest,
+        _ => args.fail("bad --policy"),
+    };
+    let addr = args.address("127.0.0.1:9002");
+    args.finish();
     let size = size.max(16);
 
     let server = Server::bind(&addr, Config::default().max_connections(10_000))?;
@@ -91,12 +84,4 @@ fn publish(hub: &boardcast::Hub, rate: u64, size: usize) {
             log::info!("{:?}", hub.stats());
         }
     }
-}
-
-fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("broadcast: {problem}");
-    }
-    eprintln!("usage: broadcast [ADDR] [--rate MSGS_PER_SEC] [--size BYTES] [--policy disconnect|drop-oldest|keep-latest]");
-    std::process::exit(2);
 }

@@ -39,6 +39,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use boardcast::{Accept, Client, Config, HandshakeError, Hub, Message, Policy, Response, Server};
 use serde_json::{json, Map, Value};
 
+#[path = "common/args.rs"]
+mod args;
+
+use args::Args;
+
 /// The page, built into the binary: no files to install next to it.
 const PAGE: &str = include_str!("dashboard/index.html");
 
@@ -611,33 +616,17 @@ fn parse_uptime(text: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------
 
 fn parse_args() -> (String, u32) {
-    let mut addr = "0.0.0.0:8080".to_string();
-    let mut rate: u32 = 10;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "--addr" => addr = value(),
-            "--rate" => rate = value().parse().unwrap_or(0),
-            "-h" | "--help" => usage(""),
-            _ => usage(&format!("unknown option {arg}")),
-        }
-    }
+    let mut args = Args::new(
+        "dashboard",
+        "[--addr HOST:PORT (0.0.0.0:8080)] [--rate SAMPLES_PER_SEC (10)]",
+    );
+    let addr = args.option("--addr", "0.0.0.0:8080".to_string());
+    let rate: u32 = args.option("--rate", 10);
     if !(1..=100).contains(&rate) {
-        usage("--rate must be 1 to 100 samples per second");
+        args.fail("--rate must be 1 to 100 samples per second");
     }
+    args.finish();
     (addr, rate)
-}
-
-fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("dashboard: {problem}");
-    }
-    eprintln!("usage: dashboard [--addr HOST:PORT (0.0.0.0:8080)] [--rate SAMPLES_PER_SEC (10)]");
-    std::process::exit(2);
 }
 
 #[cfg(test)]
