@@ -71,9 +71,9 @@
 //! with [`Client::recv`]; the other sleeps until the client has something
 //! to send that may have to wait (its handler's sends, control frames, what
 //! its socket would not take at once). A [`Hub`] publish encodes a frame
-//! once and queues it for every subscriber without blocking; the hub's one
-//! flusher thread writes those queues out without blocking, many clients
-//! per wake-up. When a client falls behind, the topic's [`Policy`] decides
+//! once and queues it for every subscriber without blocking; the server's
+//! one flusher thread writes those queues out without blocking, many
+//! clients per wake-up. When a client falls behind, the topic's [`Policy`] decides
 //! what gives. Every per-client buffer is bounded by a
 //! [`Config`] limit, so the memory a client can make the board hold is
 //! bounded too.
@@ -93,13 +93,28 @@
 //!
 //! # Layers
 //!
-//! - [`frame`], [`handshake`] and [`protocol`] are the sans-I/O core: pure
-//!   functions and state machines over byte slices, tested with byte
-//!   literals.
-//! - [`Connection`] drives them over any `Read + Write` stream (a
-//!   `TcpStream`, a TLS stream you bring, a pipe in a test), and
-//!   [`Connection::split`] lets one thread block reading while others send.
-//! - [`Server`], [`Client`] and [`Hub`] are the runtime for TCP.
+//! Each layer uses only the ones below it; `tests/layering.rs` fails the
+//! build's tests when an import points upward or two files import each
+//! other.
+//!
+//! - **The sans-I/O core**: [`frame`] (the codec, and the one frame
+//!   encoder), [`handshake`] (the upgrade request and its responses),
+//!   [`protocol`] (an open connection in both roles, in two halves:
+//!   [`Inbound`](protocol::Inbound) receives, [`Outbound`](protocol::Outbound)
+//!   sends and owns the closing state), [`extension`] (the seam for
+//!   permessage-deflate), [`Message`], [`Error`] and [`Config`]. Pure
+//!   functions and state machines over byte slices: no sockets, threads or
+//!   channels, tested with byte literals.
+//! - **The hub**: topics, policies, sequence numbers and an epoch, with no
+//!   transport; it reaches each subscriber through the
+//!   [`Subscriber`](hub::Subscriber) trait.
+//! - **The blocking layer**: [`Connection`] drives the core over any
+//!   `Read + Write` stream (a `TcpStream`, a TLS stream you bring, a pipe in
+//!   a test); [`Connection::split`] lets one thread block reading while
+//!   others send, over any [`Socket`].
+//! - **The runtime**: [`Server`] and its [`Client`]s: the accept loop, a
+//!   thread per client, the WebSocket subscriber of the hub (a bounded
+//!   outbox, the flusher, a writer thread), keepalive and shutdown.
 //!
 //! # Example: an echo server over plain connections
 //!

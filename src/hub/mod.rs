@@ -172,7 +172,12 @@ impl Hub {
     /// queued for none).
     ///
     /// Never blocks on a subscriber: the message is encoded once and
-    /// offered to each one under the topic's [`Policy`].
+    /// offered to each one under the topic's [`Policy`], in the topic's
+    /// sequence order even when several threads publish to it.
+    ///
+    /// A topic, once published to, is kept for the hub's life with its
+    /// sequence number (about a hundred bytes), so that numbering goes on
+    /// across subscribers: publish to a bounded set of topic names.
     pub fn publish(&self, topic: &str, message: &Message) -> Published {
         match message {
             Message::Text(text) => self.publish_frame(topic, OpCode::Text, text.as_bytes()),
