@@ -9,21 +9,27 @@
 //!
 //! Every message published to a topic gets the topic's next sequence
 //! number, and the hub an [`epoch`](Hub::epoch) that changes when the
-//! process restarts: together they name a message across reconnects.
+//! process restarts: together they name a message across reconnects. Each
+//! topic keeps its recent past (see [`Retention`]), so a subscriber that
+//! comes back can [`resume`](Hub::resume) after the last message it got,
+//! with no gap and no duplicate.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Instant, SystemTime};
 
 use crate::frame::{Frame, OpCode};
+use crate::hub::history::Log;
 use crate::message::Message;
 
+mod history;
 mod stats;
 mod subscriber;
 
+pub use history::{Retention, ENTRY_OVERHEAD};
 pub use stats::Stats;
 pub(crate) use stats::{bump, bump_by, Counters};
 pub use subscriber::{Delivery, Encoded, Policy, Subscriber};
@@ -65,29 +71,70 @@ struct HubInner {
     epoch: u64,
     /// The default [`Policy`], as [`policy_bits`].
     default_policy: AtomicU8,
+    default_retention: Mutex<Retention>,
+    /// The most bytes all histories may hold together (beyond it, each
+    /// topic keeps only its latest message).
+    history_budget: AtomicUsize,
     topics: RwLock<HashMap<Arc<str>, Topic>>,
     counters: Arc<Counters>,
 }
 
+/// The hub's total history budget by default: 2 MiB.
+const HISTORY_BUDGET: usize = 2 << 20;
+
 #[derive(Debug, Default)]
 struct Topic {
     policy: Option<Policy>,
+    retention: Option<Retention>,
     subscribers: Vec<Arc<dyn Subscriber>>,
-    /// The last sequence number given. Held while a message is offered, so
-    /// every subscriber gets the topic's messages in sequence order.
-    seq: Mutex<u64>,
+    /// The numbering and the kept messages. Held while a message is
+    /// numbered, kept and offered, so every subscriber gets the topic's
+    /// messages in sequence order, and a resume sees no publish half done.
+    log: Mutex<Log>,
 }
 
 impl Topic {
-    fn seq(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.seq.lock().unwrap_or_else(|p| p.into_inner())
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the topic holds nothing worth keeping: no subscriber, no
-    /// policy, and no sequence number to continue from.
+    /// policy or retention, and no sequence number to continue from.
     fn is_unused(&self) -> bool {
-        self.subscribers.is_empty() && self.policy.is_none() && *self.seq() == 0
+        self.subscribers.is_empty()
+            && self.policy.is_none()
+            && self.retention.is_none()
+            && self.log().seq == 0
     }
+}
+
+/// Where a subscriber left off: the hub's [`epoch`](Hub::epoch) and the
+/// sequence number of the last message it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The epoch the sequence number belongs to.
+    pub epoch: u64,
+    /// The last sequence number received.
+    pub seq: u64,
+}
+
+/// What a [`resume`](Hub::resume) could do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// Every message after the position was replayed (perhaps none): the
+    /// subscriber goes on live with no gap and no duplicate.
+    Recovered {
+        /// How many were replayed.
+        replayed: usize,
+    },
+    /// The position was from another epoch (the program restarted), or
+    /// ahead of the topic, or messages after it are no longer kept: the
+    /// latest message (if any) was replayed instead, and the subscriber
+    /// goes on live from there.
+    NotRecovered {
+        /// How many were replayed: 1, or 0 if the topic keeps nothing.
+        replayed: usize,
+    },
 }
 
 /// What became of a publish: the message's sequence number, and how many
@@ -122,6 +169,8 @@ impl Hub {
             inner: Arc::new(HubInner {
                 epoch,
                 default_policy: AtomicU8::new(policy_bits(Policy::default())),
+                default_retention: Mutex::new(Retention::default()),
+                history_budget: AtomicUsize::new(HISTORY_BUDGET),
                 topics: RwLock::new(HashMap::new()),
                 counters,
             }),
@@ -154,16 +203,41 @@ impl Hub {
     /// Sets the slow-consumer policy of one topic, overriding the hub's
     /// default.
     pub fn set_policy(&self, topic: &str, policy: Policy) {
+        self.with_topic(topic, |t| t.policy = Some(policy));
+    }
+
+    /// Sets how much of its past one topic keeps, overriding the hub's
+    /// default; takes effect at its next publish.
+    pub fn set_retention(&self, topic: &str, retention: Retention) {
+        self.with_topic(topic, |t| t.retention = Some(retention));
+    }
+
+    /// Sets how much of their past topics without a retention of their own
+    /// keep. Default [`Retention::default`].
+    pub fn set_default_retention(&self, retention: Retention) {
+        *self
+            .inner
+            .default_retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = retention;
+    }
+
+    /// Sets the most bytes all topics' histories hold together, counted as
+    /// [`Retention::bytes`] counts them. Past it, a publish trims its own
+    /// topic down to the latest message, so the total stays within the
+    /// budget plus one message per topic. Default 2 MiB.
+    pub fn set_history_budget(&self, bytes: usize) {
+        self.inner.history_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Runs `change` on `topic`, made if it does not exist.
+    fn with_topic(&self, topic: &str, change: impl FnOnce(&mut Topic)) {
         let mut topics = self.topics_write();
-        match topics.get_mut(topic) {
-            Some(t) => t.policy = Some(policy),
-            None => {
-                let entry = Topic {
-                    policy: Some(policy),
-                    ..Topic::default()
-                };
-                topics.insert(topic.into(), entry);
-            }
+        if !topics.contains_key(topic) {
+            topics.insert(topic.into(), Topic::default());
+        }
+        if let Some(entry) = topics.get_mut(topic) {
+            change(entry);
         }
     }
 
@@ -209,18 +283,24 @@ impl Hub {
             // Removed between the two locks: it had nothing to deliver to.
             return Published { seq: 0, queued: 0 };
         };
-        let mut seq = entry.seq();
-        *seq += 1;
+        let mut log = entry.log();
+        log.seq += 1;
         let mut published = Published {
-            seq: *seq,
+            seq: log.seq,
             queued: 0,
         };
-        if entry.subscribers.is_empty() {
+        let policy = entry.policy.unwrap_or_else(|| self.default_policy());
+        let retention = entry.retention.unwrap_or_else(|| self.default_retention());
+        let floor = usize::from(policy == Policy::KeepLatest);
+        let kept = retention.messages > 0 || floor > 0;
+        if entry.subscribers.is_empty() && !kept {
             return published;
         }
         let frame = Frame::new(opcode, payload, None);
-        let encoded = Encoded::new(Some(Arc::clone(name)), *seq, &frame);
-        let policy = entry.policy.unwrap_or_else(|| self.default_policy());
+        let encoded = Encoded::new(Some(Arc::clone(name)), log.seq, &frame);
+        if kept {
+            self.keep(&mut log, encoded.clone(), &retention, floor);
+        }
         for subscriber in &entry.subscribers {
             match subscriber.offer(&encoded, policy) {
                 Delivery::Queued => published.queued += 1,
@@ -242,6 +322,27 @@ impl Hub {
         published
     }
 
+    /// Keeps `message` in the topic's history, within its retention and
+    /// the hub's budget.
+    fn keep(&self, log: &mut Log, message: Encoded, retention: &Retention, floor: usize) {
+        let used = &self.inner.counters.history_bytes;
+        let (added, mut freed) = log.keep(message, Instant::now(), retention, floor);
+        used.fetch_add(added, Ordering::Relaxed);
+        let budget = self.inner.history_budget.load(Ordering::Relaxed);
+        while used.load(Ordering::Relaxed).saturating_sub(freed) > budget && log.len() > 1 {
+            freed += log.drop_oldest();
+        }
+        used.fetch_sub(freed, Ordering::Relaxed);
+    }
+
+    fn default_retention(&self) -> Retention {
+        *self
+            .inner
+            .default_retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn default_policy(&self) -> Policy {
         match self.inner.default_policy.load(Ordering::Relaxed) {
             1 => Policy::DropOldest,
@@ -260,7 +361,80 @@ impl Hub {
     /// The sequence number of the last message published to `topic` (0 if
     /// none was, in this epoch).
     pub fn last_seq(&self, topic: &str) -> u64 {
-        self.topics_read().get(topic).map_or(0, |t| *t.seq())
+        self.topics_read().get(topic).map_or(0, |t| t.log().seq)
+    }
+
+    /// The latest message of `topic` that its history keeps: what a new
+    /// page shows before the next reading arrives.
+    pub fn latest(&self, topic: &str) -> Option<Encoded> {
+        let topics = self.topics_read();
+        let entry = topics.get(topic)?;
+        let mut log = entry.log();
+        self.expire(entry, &mut log);
+        log.latest().cloned()
+    }
+
+    /// Drops what has grown too old in a topic's history since its last
+    /// publish.
+    fn expire(&self, entry: &Topic, log: &mut Log) {
+        let retention = entry.retention.unwrap_or_else(|| self.default_retention());
+        if retention.max_age.is_some() {
+            let policy = entry.policy.unwrap_or_else(|| self.default_policy());
+            let floor = usize::from(policy == Policy::KeepLatest);
+            let freed = log.trim(Instant::now(), &retention, floor);
+            self.inner
+                .counters
+                .history_bytes
+                .fetch_sub(freed, Ordering::Relaxed);
+        }
+    }
+
+    /// Subscribes `subscriber` to `topic` after replaying what it missed
+    /// since `after`, through [`Subscriber::replay`]: every kept message
+    /// after the position if the position is of this epoch and the one
+    /// right after it is still kept ([`Resumed::Recovered`]), else the
+    /// latest message ([`Resumed::NotRecovered`]). No publish to any topic
+    /// runs meanwhile, so the subscriber gets the replay and then the live
+    /// messages with no gap and no duplicate.
+    ///
+    /// Returns `None`, and replays nothing, if it was already subscribed.
+    pub fn resume(
+        &self,
+        topic: &str,
+        subscriber: &Arc<dyn Subscriber>,
+        after: Position,
+    ) -> Option<Resumed> {
+        let mut topics = self.topics_write();
+        if !topics.contains_key(topic) {
+            topics.insert(topic.into(), Topic::default());
+        }
+        let entry = topics.get_mut(topic)?;
+        if entry.subscribers.iter().any(|s| same(s, subscriber)) {
+            return None;
+        }
+        let policy = entry.policy.unwrap_or_else(|| self.default_policy());
+        let (backlog, recovered) = {
+            let mut log = entry.log();
+            self.expire(entry, &mut log);
+            let since = (after.epoch == self.inner.epoch)
+                .then(|| log.since(after.seq))
+                .flatten();
+            match since {
+                Some(backlog) => (backlog, true),
+                None => (log.latest().cloned().into_iter().collect(), false),
+            }
+        };
+        subscriber.replay(&backlog, recovered, policy);
+        entry.subscribers.push(Arc::clone(subscriber));
+        self.inner
+            .counters
+            .subscriptions
+            .fetch_add(1, Ordering::Relaxed);
+        let replayed = backlog.len();
+        Some(match recovered {
+            true => Resumed::Recovered { replayed },
+            false => Resumed::NotRecovered { replayed },
+        })
     }
 
     /// A snapshot of the counters.
@@ -272,10 +446,7 @@ impl Hub {
     /// Messages published from now on are offered to it.
     pub fn subscribe(&self, topic: &str, subscriber: &Arc<dyn Subscriber>) -> bool {
         let mut topics = self.topics_write();
-        let entry = match topics.get_mut(topic) {
-            Some(entry) => entry,
-            None => topics.entry(topic.into()).or_default(),
-        };
+        let entry = topics.entry(topic.into()).or_default();
         if entry.subscribers.iter().any(|s| same(s, subscriber)) {
             return false;
         }
@@ -342,105 +513,4 @@ fn policy_bits(policy: Policy) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Records what it is offered, and answers as told.
-    #[derive(Debug, Default)]
-    struct Recorder {
-        offered: Mutex<Vec<(Encoded, Policy)>>,
-        left: Mutex<Vec<String>>,
-    }
-
-    impl Subscriber for Recorder {
-        fn offer(&self, message: &Encoded, policy: Policy) -> Delivery {
-            assert!(message.topic().is_some(), "published");
-            self.offered.lock().unwrap().push((message.clone(), policy));
-            Delivery::Queued
-        }
-
-        fn unsubscribed(&self, topic: &str) {
-            self.left.lock().unwrap().push(topic.into());
-        }
-    }
-
-    fn recorder() -> (Arc<Recorder>, Arc<dyn Subscriber>) {
-        let recorder = Arc::new(Recorder::default());
-        let subscriber: Arc<dyn Subscriber> = recorder.clone();
-        (recorder, subscriber)
-    }
-
-    #[test]
-    fn each_topic_numbers_its_messages() {
-        let hub = Hub::new();
-        let (recorder, subscriber) = recorder();
-        assert!(hub.subscribe("a", &subscriber));
-        assert!(!hub.subscribe("a", &subscriber), "once per topic");
-        assert_eq!(hub.publish_text("a", "1"), Published { seq: 1, queued: 1 });
-        assert_eq!(hub.publish_text("b", "1"), Published { seq: 1, queued: 0 });
-        assert_eq!(
-            hub.publish_binary("a", b"2"),
-            Published { seq: 2, queued: 1 }
-        );
-        assert_eq!(hub.last_seq("a"), 2);
-        assert_eq!(
-            hub.publish("a", &Message::Ping(vec![])),
-            Published { seq: 0, queued: 0 }
-        );
-        let offered = recorder.offered.lock().unwrap();
-        let seqs: Vec<(&str, u64, &[u8])> = offered
-            .iter()
-            .map(|(m, _)| (&**m.topic().unwrap(), m.seq(), m.payload()))
-            .collect();
-        assert_eq!(seqs, [("a", 1, &b"1"[..]), ("a", 2, &b"2"[..])]);
-    }
-
-    #[test]
-    fn sequence_numbers_survive_the_last_subscriber() {
-        let hub = Hub::new();
-        let (_, subscriber) = recorder();
-        hub.subscribe("t", &subscriber);
-        hub.publish_text("t", "x");
-        assert!(hub.unsubscribe("t", &subscriber));
-        assert!(!hub.unsubscribe("t", &subscriber));
-        assert_eq!(hub.publish_text("t", "y").seq, 2);
-        // A topic only ever subscribed to is forgotten with its subscriber.
-        hub.subscribe("quiet", &subscriber);
-        hub.unsubscribe_all(&subscriber);
-        assert_eq!(hub.topics_read().len(), 1);
-    }
-
-    #[test]
-    fn policies_and_departures() {
-        let hub = Hub::new();
-        let (recorder, subscriber) = recorder();
-        hub.set_default_policy(Policy::DropOldest);
-        hub.set_policy("latest", Policy::KeepLatest);
-        for topic in ["latest", "other"] {
-            hub.subscribe(topic, &subscriber);
-            hub.publish_text(topic, "x");
-        }
-        let policies: Vec<Policy> = recorder
-            .offered
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|o| o.1)
-            .collect();
-        assert_eq!(policies, [Policy::KeepLatest, Policy::DropOldest]);
-        assert_eq!(hub.stats().subscriptions, 2);
-        hub.unsubscribe_all(&subscriber);
-        assert_eq!(hub.stats().subscriptions, 0);
-        let mut left = recorder.left.lock().unwrap().clone();
-        left.sort();
-        assert_eq!(left, ["latest", "other"]);
-        assert_eq!(hub.publish_text("latest", "y").queued, 0);
-    }
-
-    #[test]
-    fn epochs_differ_between_hubs() {
-        let (a, b) = (Hub::new(), Hub::new());
-        assert_ne!(a.epoch(), b.epoch());
-        assert_eq!(a.epoch(), a.clone().epoch());
-    }
-}
+mod tests;

@@ -30,6 +30,9 @@ pub struct Stats {
     pub rejected_full: u64,
     /// Handshakes that failed: refused, timed out, or broken off.
     pub handshake_failed: u64,
+    /// Bytes the topics' histories hold now (see
+    /// [`Retention`](super::Retention)).
+    pub history_bytes: usize,
 }
 
 /// Shared counters; [`Stats`] is a snapshot of them. The hub counts
@@ -47,6 +50,7 @@ pub(crate) struct Counters {
     pub(crate) disconnected_write: AtomicU64,
     pub(crate) rejected_full: AtomicU64,
     pub(crate) handshake_failed: AtomicU64,
+    pub(crate) history_bytes: AtomicUsize,
 }
 
 /// Adds one to a counter.
@@ -76,6 +80,7 @@ impl Counters {
             disconnected_write: get(&self.disconnected_write),
             rejected_full: get(&self.rejected_full),
             handshake_failed: get(&self.handshake_failed),
+            history_bytes: self.history_bytes.load(Ordering::Relaxed),
         }
     }
 }

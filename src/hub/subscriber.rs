@@ -47,6 +47,27 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
     fn unsubscribed(&self, topic: &str) {
         let _ = topic;
     }
+
+    /// Takes what a resume replays (see [`Hub::resume`]): the messages
+    /// after the subscriber's position, oldest first, before any message
+    /// published after them. `recovered` is false when some were no longer
+    /// kept, or the position was from another epoch: `backlog` is then the
+    /// topic's latest message, and the subscriber should tell its client
+    /// there was a gap.
+    ///
+    /// The subscriber asked for these, so a transport should queue the
+    /// whole backlog (it is bounded by the topic's [`Retention`]) rather
+    /// than apply the policy to it. The default offers each message under
+    /// `policy`, which suits subscribers that never drop.
+    ///
+    /// [`Hub::resume`]: super::Hub::resume
+    /// [`Retention`]: super::Retention
+    fn replay(&self, backlog: &[Encoded], recovered: bool, policy: Policy) {
+        let _ = recovered;
+        for message in backlog {
+            let _ = self.offer(message, policy);
+        }
+    }
 }
 
 /// What became of a message offered to a subscriber.

@@ -1,0 +1,178 @@
+//! The recent past of each topic: a bounded ring of its last messages, the
+//! very [`Encoded`] values the live fan-out shares (no copy), from which a
+//! subscriber that comes back after a dropped link is replayed what it
+//! missed.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::hub::Encoded;
+
+/// How much of a topic's past the hub keeps, in messages, in bytes and
+/// (optionally) in age; whichever bound is reached first trims the oldest.
+///
+/// The default keeps up to 1024 messages and 128 KiB per topic: at ten
+/// 100-byte readings a second, about 50 s, longer than a Wi-Fi roam or a
+/// phone's screen lock. The hub's total budget
+/// ([`Hub::set_history_budget`](super::Hub::set_history_budget), 2 MiB by
+/// default) bounds all topics together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// The most messages kept. 0 keeps none (a [`Policy::KeepLatest`] topic
+    /// still keeps its latest).
+    ///
+    /// [`Policy::KeepLatest`]: super::Policy::KeepLatest
+    pub messages: usize,
+    /// The most bytes kept, counting each message's frame and
+    /// [`ENTRY_OVERHEAD`] of bookkeeping.
+    pub bytes: usize,
+    /// Messages this old are dropped (at each publish and each read of the
+    /// history); `None` keeps them until a count or size bound trims them.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            messages: 1024,
+            bytes: 128 << 10,
+            max_age: None,
+        }
+    }
+}
+
+impl Retention {
+    /// Keeps nothing (a [`Policy::KeepLatest`](super::Policy::KeepLatest)
+    /// topic still keeps its latest message).
+    pub fn none() -> Self {
+        Retention {
+            messages: 0,
+            bytes: 0,
+            max_age: None,
+        }
+    }
+
+    /// Sets [`messages`](Self::messages).
+    pub fn messages(mut self, count: usize) -> Self {
+        self.messages = count;
+        self
+    }
+
+    /// Sets [`bytes`](Self::bytes).
+    pub fn bytes(mut self, bytes: usize) -> Self {
+        self.bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age).
+    pub fn max_age(mut self, age: Option<Duration>) -> Self {
+        self.max_age = age;
+        self
+    }
+}
+
+/// What one kept message costs besides its frame: the shared message's
+/// allocation header and fields, and its slot in the ring (with its time).
+pub const ENTRY_OVERHEAD: usize = 96;
+
+/// A topic's numbering and its kept messages, under the topic's lock.
+#[derive(Debug, Default)]
+pub(super) struct Log {
+    /// The last sequence number given.
+    pub(super) seq: u64,
+    entries: VecDeque<(Encoded, Instant)>,
+    /// The cost of `entries`, as [`cost`] counts it.
+    bytes: usize,
+}
+
+/// What keeping `message` costs.
+pub(super) fn cost(message: &Encoded) -> usize {
+    message.frame().len() + ENTRY_OVERHEAD
+}
+
+impl Log {
+    /// Keeps `message` (the newest), then trims to `retention`, keeping at
+    /// least `floor` messages (1 for a keep-latest topic). Returns the bytes
+    /// added (the message) and freed (what was trimmed).
+    pub(super) fn keep(
+        &mut self,
+        message: Encoded,
+        now: Instant,
+        retention: &Retention,
+        floor: usize,
+    ) -> (usize, usize) {
+        let added = cost(&message);
+        self.bytes += added;
+        self.entries.push_back((message, now));
+        let freed = self.trim(now, retention, floor);
+        (added, freed)
+    }
+
+    /// Drops the oldest messages past `retention`, keeping `floor`;
+    /// returns the bytes freed.
+    pub(super) fn trim(&mut self, now: Instant, retention: &Retention, floor: usize) -> usize {
+        let too_old = |at: Instant| {
+            retention
+                .max_age
+                .is_some_and(|age| now.saturating_duration_since(at) >= age)
+        };
+        let mut freed = 0;
+        while self.entries.len() > floor {
+            let over = self.entries.len() > retention.messages
+                || self.bytes > retention.bytes
+                || too_old(self.entries[0].1);
+            if !over {
+                break;
+            }
+            freed += self.drop_oldest();
+        }
+        freed
+    }
+
+    /// Drops the oldest message; returns the bytes freed (0 if none).
+    pub(super) fn drop_oldest(&mut self) -> usize {
+        match self.entries.pop_front() {
+            Some((message, _)) => {
+                let freed = cost(&message);
+                self.bytes -= freed;
+                freed
+            }
+            None => 0,
+        }
+    }
+
+    /// How many messages are kept.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The newest kept message.
+    pub(super) fn latest(&self) -> Option<&Encoded> {
+        self.entries.back().map(|(m, _)| m)
+    }
+
+    /// The kept messages after sequence number `after`, if every one of them
+    /// is still kept (the one right after `after` included); `None` if some
+    /// were trimmed, or `after` is ahead of the last number given.
+    pub(super) fn since(&self, after: u64) -> Option<Vec<Encoded>> {
+        if after > self.seq {
+            return None;
+        }
+        if after == self.seq {
+            return Some(Vec::new());
+        }
+        let oldest = self.entries.front()?.0.seq();
+        if oldest > after + 1 {
+            return None;
+        }
+        let skip = (after + 1 - oldest) as usize;
+        Some(
+            self.entries
+                .iter()
+                .skip(skip)
+                .map(|(m, _)| m.clone())
+                .collect(),
+        )
+    }
+}
