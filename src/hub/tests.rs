@@ -269,14 +269,12 @@ fn a_keep_latest_topic_keeps_its_latest_whatever_the_retention() {
 
 #[test]
 fn publishes_racing_a_resume_leave_no_gap_and_no_duplicate() {
-    const LAST: u64 = 20_000;
+    const LAST: u64 = 50_000;
     let hub = Hub::new();
-    hub.set_retention(
-        "t",
-        Retention::default()
-            .messages(LAST as usize)
-            .bytes(usize::MAX),
-    );
+    let keep = Retention::default()
+        .messages(LAST as usize)
+        .bytes(usize::MAX);
+    hub.set_retention("t", keep);
     hub.set_history_budget(usize::MAX);
     let publisher = {
         let hub = hub.clone();
@@ -286,14 +284,33 @@ fn publishes_racing_a_resume_leave_no_gap_and_no_duplicate() {
             }
         })
     };
-    // Resume while the publisher runs: after 100 messages, from 50.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Resume again and again while the publisher runs, each time from a
+    // little before its last message, and leave after the next resume:
+    // every subscriber must have seen each message after its position
+    // exactly once, in order, until it left.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while hub.last_seq("t") < 100 {
         assert!(Instant::now() < deadline, "the publisher did not start");
         std::thread::yield_now();
     }
-    let (got, resumed) = resume(&hub, 50);
+    let mut resumed: Vec<(u64, Arc<Recorder>)> = Vec::new();
+    while !publisher.is_finished() {
+        assert!(Instant::now() < deadline, "the publisher did not finish");
+        let from = hub.last_seq("t").saturating_sub(10);
+        let (got, outcome) = resume(&hub, from);
+        assert!(matches!(outcome, Resumed::Recovered { .. }), "{outcome:?}");
+        if let Some((_, previous)) = resumed.last() {
+            let previous: Arc<dyn Subscriber> = previous.clone();
+            hub.unsubscribe_all(&previous);
+        }
+        resumed.push((from, got));
+    }
     publisher.join().unwrap();
-    assert!(matches!(resumed, Resumed::Recovered { .. }), "{resumed:?}");
-    assert_eq!(got.seqs(), (51..=LAST).collect::<Vec<_>>());
+    assert!(resumed.len() > 1, "no resume raced the publisher");
+    for (from, got) in &resumed {
+        let seqs = got.seqs();
+        let expected: Vec<u64> = (from + 1..).take(seqs.len()).collect();
+        assert_eq!(seqs, expected, "from {from}");
+        assert!(seqs.len() >= 10, "from {from}: the replay is missing");
+    }
 }
