@@ -77,17 +77,22 @@ fn slowloris_is_dropped_at_the_handshake_deadline_while_others_are_served() {
     );
     let addr = running.addr;
 
-    // One byte every 50 ms: the whole request would take about 8 s.
-    let request = support::upgrade_request("/", "");
+    // One byte every 50 ms at most (a beat is one read timeout): the whole
+    // request, padded, would take over 30 s, beyond the deadline plus
+    // TIMEOUT, the upper bound on the cut below.
+    let padding = format!("X-Pad: {}\r\n", "p".repeat(500));
+    let request = support::upgrade_request("/", &padding);
     let (connected, started) = mpsc::channel();
     let slowloris = thread::Builder::new()
         .name("test-slowloris".into())
         .spawn(move || {
+            // Started before the connection: the server's deadline cannot
+            // start earlier than this clock.
+            let start = Instant::now();
             let mut stream = support::tcp(addr);
             stream
                 .set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
-            let start = Instant::now();
             connected.send(()).unwrap();
             for (sent, byte) in request.bytes().enumerate() {
                 if stream.write_all(&[byte]).is_err() || is_closed(&mut stream) {
@@ -106,6 +111,10 @@ fn slowloris_is_dropped_at_the_handshake_deadline_while_others_are_served() {
     let (sent, after) = slowloris.join().expect("the slowloris panicked");
     eprintln!("slowloris cut after {sent} bytes and {after:?}");
     assert!(after >= deadline, "cut before its deadline: {after:?}");
+    assert!(
+        after < deadline + TIMEOUT,
+        "cut {after:?} after connecting, the deadline is {deadline:?}"
+    );
     echoes(&mut client, "still served");
     support::wait_until(TIMEOUT, "the failed handshake counted", || {
         running.stats().handshake_failed == 1
