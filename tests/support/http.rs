@@ -20,14 +20,6 @@ pub fn tcp(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Whether connecting to `addr` is refused: nothing listens there.
-pub fn tcp_refused(addr: SocketAddr) -> bool {
-    matches!(
-        TcpStream::connect_timeout(&addr, TIMEOUT),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
-    )
-}
-
 /// A valid upgrade request for `path`, with `extra` header lines (each
 /// ending in CRLF) before the blank line.
 pub fn upgrade_request(path: &str, extra: &str) -> String {
