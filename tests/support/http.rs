@@ -126,7 +126,10 @@ pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
         .expect("numeric Content-Length");
     // What a test server sends is small: a larger claim fails before
     // anything of its size is allocated.
-    assert!(len <= MAX_BODY, "Content-Length {len} (at most {MAX_BODY} read)");
+    assert!(
+        len <= MAX_BODY,
+        "Content-Length {len} (at most {MAX_BODY} read)"
+    );
     response.body = vec![0; len];
     stream.read_exact(&mut response.body).expect("read body");
     expect_eof(stream);
