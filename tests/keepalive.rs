@@ -118,10 +118,11 @@ fn peer_answering_pings_stays_connected() {
 
 #[test]
 fn no_pings_without_a_ping_interval() {
-    // ping_interval(None) with a pong timeout that would cut a silent peer
-    // within 100 ms if pings were sent: for ten times as long (each read
-    // times out after a second), nothing arrives, and the peer is still
-    // served.
+    // ping_interval(None) with a 50 ms pong timeout: for a second, nothing
+    // arrives (no ping), the silent peer is not cut, and it is still
+    // served. This catches a missing interval read as "ping at once" or as
+    // any interval under a second; one read as the 20 s default would need
+    // a test that waits longer than that.
     let config = Config::default()
         .ping_interval(None)
         .pong_timeout(Duration::from_millis(50));
