@@ -11,8 +11,9 @@
 # target/bench/report-<mode>.md (tables: medians and ratios, targets); the
 # full mode also draws target/bench/*.png (bench/plot.py, matplotlib in a
 # venv under target/). Environment: SERVER_CPU (0) and CLIENT_CPU (1) pick
-# the cores, RUNS overrides the number of runs, BENCH_PORT the first port
-# (0: a port the kernel picks for each server; bench/lib.sh),
+# the cores, RUNS overrides the number of runs, BENCH_PORT the port before
+# the first one (default 0: each server binds a port the kernel picks, read
+# back from /proc, so no other program can take it first; bench/lib.sh),
 # BENCH_NICE the scheduling weight on a shared machine (see below).
 # All traffic goes to 127.0.0.1; every load is bounded in time and count.
 set -euo pipefail
@@ -66,7 +67,7 @@ cargo build --release -p boardcast-bench --bins
 cargo build --release --example echo --example broadcast
 BIN=target/release
 
-PORT=${BENCH_PORT:-19200}
+PORT=${BENCH_PORT:-0}
 WSLOAD=$BIN/wsload
 trap stop_server EXIT
 trap 'exit 130' INT TERM

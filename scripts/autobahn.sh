@@ -2,8 +2,10 @@
 # Autobahn|Testsuite conformance run for boardcast.
 #
 # Installs the PyPI package kosoku (a runner of the Autobahn|Testsuite case
-# files) into a venv under target/, builds and starts the echo example on a
-# free loopback port, runs kosoku's fuzzing client over every case, prints the
+# files) into a venv under target/, builds and starts the echo example on
+# 127.0.0.1:0 (the port it listens on is read back from /proc, so no other
+# program can take it between a check and its use), runs kosoku's fuzzing
+# client over every case, prints the
 # counts per section and result (a markdown table, also written to
 # target/autobahn-reports/summary.md) and the list of non-OK cases, and exits
 # non-zero unless every case of sections 1-11 is OK or INFORMATIONAL (12-13,
@@ -17,8 +19,11 @@
 # Environment:
 #   AUTOBAHN_SERVER_CMD      server to test instead of the echo example: a shell
 #                            command in which {addr}, {host} and {port} are
-#                            replaced; with none of them, the address
-#                            (host:port) is appended as the last argument.
+#                            replaced (by 127.0.0.1:0, 127.0.0.1 and 0: the
+#                            server must take a port the kernel picks, on
+#                            127.0.0.1); with none of them, the address is
+#                            appended as the last argument. Its port is the
+#                            one a process of its session listens on.
 #                            The cargo build is skipped then.
 #   AUTOBAHN_PARALLELISM     cases run at once (default 2; a -p in the args wins)
 #   AUTOBAHN_TIMEOUT         seconds the kosoku run may take (default 900)
@@ -107,7 +112,9 @@ KOSOKU=$VENV/bin/kosoku
 VPY=$VENV/bin/python
 
 # --- 2. the server under test ------------------------------------------------
-PORT=$("$VPY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Port 0: the server binds a port the kernel picks; which one is read back
+# below from the sockets its processes listen on.
+PORT=0
 ADDR=$HOST:$PORT
 
 if [ -n "${AUTOBAHN_SERVER_CMD:-}" ]; then
@@ -134,20 +141,57 @@ log "starting server: $CMD"
 setsid bash -c "$CMD" </dev/null >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
+# listen_port: the port a process of the server's session (setsid made
+# SERVER_PID its leader) listens on at 127.0.0.1, matched by socket inode
+# between /proc/PID/fd and /proc/net/tcp; fails while there is none.
+listen_port() {
+    "$VPY" - "$SERVER_PID" <<'PY'
+import os, sys
+
+session = int(sys.argv[1])
+inodes = set()
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        # The fields after the command name (which may hold spaces):
+        # state, ppid, pgrp, session.
+        if int(stat.rsplit(")", 1)[1].split()[3]) != session:
+            continue
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        continue
+with open("/proc/net/tcp") as f:
+    next(f)
+    for line in f:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and local.startswith("0100007F:") and inode in inodes:
+            print(int(local.split(":")[1], 16))
+            sys.exit(0)
+sys.exit(1)
+PY
+}
+
 deadline=$((SECONDS + STARTUP_TIMEOUT))
-until (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; do
+until PORT=$(listen_port); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         wait "$SERVER_PID" && rc=0 || rc=$?
         SERVER_PID=
         tail -n 20 "$SERVER_LOG" >&2 || true
-        die "server exited (status $rc) before listening on $ADDR; log: $SERVER_LOG"
+        die "server exited (status $rc) before listening; log: $SERVER_LOG"
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
         tail -n 20 "$SERVER_LOG" >&2 || true
-        die "server not accepting connections on $ADDR after ${STARTUP_TIMEOUT}s; log: $SERVER_LOG"
+        die "server not listening on $HOST after ${STARTUP_TIMEOUT}s; log: $SERVER_LOG"
     fi
     sleep 0.1
 done
+ADDR=$HOST:$PORT
+log "the server listens on $ADDR"
 
 # --- 3. the fuzzing client ---------------------------------------------------
 KOSOKU_LOG=$REPORTS/kosoku.log

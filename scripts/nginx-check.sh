@@ -3,9 +3,12 @@
 # examples/dashboard/nginx.conf: the page and the WebSocket upgrade.
 #
 # Installs Debian's nginx if it is missing, builds the dashboard example and
-# starts it on a free loopback port, starts nginx in the foreground on
-# another, with that config templated to the two ports and every path of its
-# own under target/nginx-check/, then checks through nginx that:
+# starts it on 127.0.0.1:0 (reading back the port it printed), starts nginx
+# in the foreground on a socket bound here and handed to it (nginx takes
+# inherited listening sockets from the NGINX environment variable), so no
+# other program can take either port between a check and its use; with that
+# config templated to the two ports and every path of its own under
+# target/nginx-check/, then checks through nginx that:
 #   - GET / returns the page, and GET /nope a 404;
 #   - a WebSocket to /ws gets the hello and live readings, and its pause and
 #     rate commands are acknowledged;
@@ -42,8 +45,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# Waits until the file $1 has a line matching the grep pattern $2, at most
+# $TIMEOUT seconds; prints the first.
+wait_for_line() {
+    local deadline=$((SECONDS + TIMEOUT)) line
+    until line=$(grep -m1 -e "$2" "$1" 2>/dev/null); do
+        ((SECONDS < deadline)) || fail "no line like '$2' in $1 within ${TIMEOUT}s"
+        sleep 0.1
+    done
+    printf '%s\n' "$line"
 }
 
 # Waits until $1 answers over HTTP, at most $TIMEOUT seconds.
@@ -69,18 +79,21 @@ mkdir -p "$WORK/logs" "$WORK/tmp"
 
 echo "nginx-check: building the dashboard example"
 cargo build --quiet --example dashboard
-APP_PORT=$(free_port)
-"$TARGET_DIR/debug/examples/dashboard" --addr "127.0.0.1:$APP_PORT" >"$WORK/dashboard.log" 2>&1 &
+# Port 0: the dashboard binds a port the kernel picks and prints it.
+"$TARGET_DIR/debug/examples/dashboard" --addr 127.0.0.1:0 >"$WORK/dashboard.log" 2>&1 &
 pids+=($!)
+line=$(wait_for_line "$WORK/dashboard.log" '^dashboard: open http://127\.0\.0\.1:[0-9]*/$')
+APP_PORT=${line##*:}
+APP_PORT=${APP_PORT%/}
 wait_for_http "http://127.0.0.1:$APP_PORT/"
 
-# The site config as shipped, pointed at our two ports.
-NGINX_PORT=$(free_port)
+# The site config as shipped, pointed at the dashboard; nginx's port is
+# filled in by the launcher below, which binds it.
 sed -e "s/server 127\.0\.0\.1:8080;/server 127.0.0.1:$APP_PORT;/" \
-    -e "s/listen 80;/listen 127.0.0.1:$NGINX_PORT;/" \
-    examples/dashboard/nginx.conf >"$WORK/dashboard.conf"
-grep -q "server 127.0.0.1:$APP_PORT;" "$WORK/dashboard.conf" &&
-    grep -q "listen 127.0.0.1:$NGINX_PORT;" "$WORK/dashboard.conf" ||
+    -e "s/listen 80;/listen 127.0.0.1:NGINX_PORT;/" \
+    examples/dashboard/nginx.conf >"$WORK/dashboard.conf.in"
+grep -q "server 127.0.0.1:$APP_PORT;" "$WORK/dashboard.conf.in" &&
+    grep -q "listen 127.0.0.1:NGINX_PORT;" "$WORK/dashboard.conf.in" ||
     fail "examples/dashboard/nginx.conf no longer has 'server 127.0.0.1:8080;' and 'listen 80;' to template"
 cat >"$WORK/nginx.conf" <<EOF
 # Written by scripts/nginx-check.sh: nginx in the foreground, every path
@@ -102,9 +115,32 @@ http {
     include $WORK/dashboard.conf;
 }
 EOF
-"$NGINX" -t -q -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" || fail "nginx -t rejected the config"
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
+# The launcher binds 127.0.0.1:0 and keeps the socket, writes the port into
+# the config, has nginx check it, and becomes nginx with the socket
+# inherited: nginx listens on it as it would on a socket it had bound.
+python3 - "$NGINX" "$WORK" <<'PY' &
+import os, socket, subprocess, sys
+
+nginx, work = sys.argv[1], sys.argv[2]
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(511)
+port = sock.getsockname()[1]
+with open(f"{work}/dashboard.conf.in") as template:
+    conf = template.read().replace("NGINX_PORT", str(port))
+with open(f"{work}/dashboard.conf", "w") as out:
+    out.write(conf)
+args = [nginx, "-p", work, "-c", f"{work}/nginx.conf", "-e", f"{work}/logs/error.log"]
+if subprocess.run([*args[:1], "-t", "-q", *args[1:]]).returncode != 0:
+    sys.exit("nginx-check: nginx -t rejected the config")
+with open(f"{work}/nginx.port.tmp", "w") as out:
+    out.write(f"{port}\n")
+os.rename(f"{work}/nginx.port.tmp", f"{work}/nginx.port")
+os.set_inheritable(sock.fileno(), True)
+os.execve(nginx, args, dict(os.environ, NGINX=f"{sock.fileno()};"))
+PY
 pids+=($!)
+NGINX_PORT=$(wait_for_line "$WORK/nginx.port" '^[0-9][0-9]*$')
 PROXY="http://127.0.0.1:$NGINX_PORT"
 wait_for_http "$PROXY/"
 echo "nginx-check: dashboard on 127.0.0.1:$APP_PORT, nginx on 127.0.0.1:$NGINX_PORT"
@@ -233,5 +269,7 @@ if command("resume")["paused"] is not False:
 send(0x8, struct.pack("!H", 1000))
 PY
 
-grep -q '"GET /ws HTTP/1.1" 101 ' "$WORK/logs/access.log" || fail "no 101 for /ws in nginx's access log"
+# nginx logs an upgraded request once it has finished proxying it, which
+# may be after our client is gone: wait for the line.
+wait_for_line "$WORK/logs/access.log" '"GET /ws HTTP/1.1" 101 ' >/dev/null
 echo "nginx-check: OK (nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'))"

@@ -18,10 +18,11 @@
 use std::env;
 use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,8 +48,8 @@ fn dashboard_in_a_browser() {
         return;
     };
     let example = example_binary();
-    let port = free_port();
-    let mut server = Process::dashboard(&example, port);
+    // Port 0: the dashboard binds a port the kernel picks, and prints it.
+    let (mut server, port) = Process::dashboard(&example, 0);
     let mut browser = Browser::launch(&chromium);
     let mut page = browser.new_page();
     page.call(
@@ -134,7 +135,12 @@ fn dashboard_in_a_browser() {
         s["state"] == "reconnecting"
     });
     let before = num(&state["readings"]);
-    server = Process::dashboard(&example, port);
+    // The one port handed over by number: a program binding this very port
+    // between the kill and here would fail the restart (the example takes
+    // no inherited socket).
+    let (restarted, again) = Process::dashboard(&example, port);
+    assert_eq!(again, port, "restarted on another port");
+    server = restarted;
     page.wait_for(
         "the page to reconnect, restore its rate and get readings",
         |s| {
@@ -245,11 +251,6 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
-}
-
 fn num(value: &Value) -> u64 {
     value.as_f64().map_or(0, |n| n as u64)
 }
@@ -268,27 +269,48 @@ impl Process {
         Process { child, name }
     }
 
-    /// Starts the dashboard on `127.0.0.1:port` and waits until it accepts
-    /// connections.
-    fn dashboard(binary: &Path, port: u16) -> Process {
+    /// Starts the dashboard on `127.0.0.1:port` (0: a port the kernel
+    /// picks) and waits until it says it listens, with the port it bound:
+    /// its line `dashboard: open http://127.0.0.1:PORT/`, printed once bound.
+    fn dashboard(binary: &Path, port: u16) -> (Process, u16) {
         let mut process = Process::spawn(
             "the dashboard example",
             Command::new(binary)
                 .args(["--addr", &format!("127.0.0.1:{port}")])
-                .stdout(Stdio::null()),
+                .stdout(Stdio::piped()),
         );
+        let stdout = process.child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::Builder::new()
+            .name("test-dashboard-stdout".into())
+            .spawn(move || {
+                // Read to the end, so the example never blocks on the pipe.
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { return };
+                    let _ = tx.send(line);
+                }
+            })
+            .unwrap();
         let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
             if let Ok(Some(status)) = process.child.try_wait() {
                 panic!("the dashboard example exited before listening: {status}");
             }
             assert!(
                 Instant::now() < deadline,
-                "the dashboard example did not listen on port {port} within {WAIT:?}"
+                "the dashboard example did not say it listens within {WAIT:?}"
             );
-            thread::sleep(POLL);
+            let Ok(line) = lines.recv_timeout(POLL) else {
+                continue;
+            };
+            if let Some(addr) = line
+                .strip_prefix("dashboard: open http://")
+                .and_then(|rest| rest.strip_suffix('/'))
+            {
+                let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
+                return (process, addr.port());
+            }
         }
-        process
     }
 
     /// Waits for the process to exit, at most `timeout`.

@@ -1,6 +1,7 @@
 //! Thousands of clients come and go in every way a board meets on a
 //! network (a clean close, a drop without a close frame, a reset in the
-//! middle of a frame, a slowloris that gives up, a plain HTTP request), and
+//! middle of a frame, a slowloris that gives up, a plain HTTP request, a
+//! request with too many header fields), and
 //! the server is left as it was: the process's thread count back to its
 //! baseline, resident memory within a bound, every slot free, and a normal
 //! client served.
@@ -31,7 +32,7 @@ const WORKERS: usize = 4;
 const RSS_BOUND_KIB: usize = 8 << 10;
 
 /// The ways a client leaves, one after the other.
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 /// Connects and leaves in the `kind`-th way; returns whether it was a
 /// failed handshake (as the server counts them).
@@ -78,6 +79,15 @@ fn come_and_go(addr: SocketAddr, kind: usize) -> bool {
             let request = support::upgrade_request("/", "");
             stream.write_all(&request.as_bytes()[..40]).unwrap();
             drop(stream);
+            true
+        }
+        // Too many header fields (the default limit is 32), in a head the
+        // server reads whole: refused with 431.
+        4 => {
+            let extra: String = (0..40).map(|i| format!("X-Filler-{i}: v\r\n")).collect();
+            let reply = support::http(addr, &support::upgrade_request("/", &extra));
+            assert!(reply.starts_with("HTTP/1.1 431 "), "{reply:?}");
+            assert!(reply.ends_with("too many header fields"), "{reply:?}");
             true
         }
         // A plain HTTP request, answered with 426.

@@ -386,3 +386,33 @@ fn data_sent_before_the_close_reply_is_still_received() {
     assert_eq!(received.len(), 3, "{received:?}");
     assert_eq!(received[0], Message::Text("in flight".into()));
 }
+
+#[test]
+fn a_server_handler_that_returns_without_closing_closes_with_1000() {
+    // Dropping the client starts the closing handshake (RFC 6455 §7.1.2):
+    // the peer gets a close 1000 and, once it answers, the end of the TCP
+    // connection; the handler saw its message first.
+    let (tx, returned) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let running = support::Running::start(support::server(Config::default()), move |mut client| {
+        let first = client.recv();
+        let _ = tx.lock().unwrap().send(format!("{first:?}"));
+        // Returns without close: the drop closes.
+    });
+    let mut stream = raw_upgrade(running.addr, "/");
+    stream
+        .write_all(&client_frame(true, op::TEXT, b"one"))
+        .unwrap();
+    let close = read_frame(&mut stream).expect("a close frame");
+    assert_eq!(close.close_code(), Some(1000), "{close:?}");
+    assert_eq!(close.payload.len(), 2, "no reason: {close:?}");
+    assert_eq!(
+        returned.recv_timeout(support::TIMEOUT).unwrap(),
+        format!("{:?}", Ok::<_, Error>(Some(Message::Text("one".into()))))
+    );
+    stream.write_all(&client_close(1000, "")).unwrap();
+    support::expect_eof(&mut stream);
+    support::wait_until(support::TIMEOUT, "the client counted out", || {
+        running.stats().clients == 0
+    });
+}

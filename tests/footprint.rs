@@ -64,5 +64,14 @@ fn idle_client_cost_of_the_broadcast_example() {
     drop(clients);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(rss_after > rss_before);
+    // The README states 22 KiB per idle subscriber (two stacks of which two
+    // pages each are touched, and a few KiB of heap); twice that means the
+    // claim no longer holds. Below one page per client, nothing was
+    // measured (the clients were not really there).
+    let per_client = rss_after.saturating_sub(rss_before) / CLIENTS;
+    assert!(
+        (4..44).contains(&per_client),
+        "{per_client} KiB per idle client, the README says 22"
+    );
+    assert_eq!(threads_after - threads_before, 2 * CLIENTS);
 }

@@ -51,9 +51,12 @@ unsafe impl GlobalAlloc for Largest {
 #[global_allocator]
 static GLOBAL: Largest = Largest;
 
-/// Far above anything these tests allocate on purpose (the largest is the
-/// 700 KB wire of the fragment test), far below the claims.
-const ALLOCATION_BOUND: usize = 64 << 20;
+/// Four times the default message limit (256 KiB, which a server may
+/// allocate for a message it is given): an allocation of anything near a
+/// claim (1 GiB and more) is far above it. The one test that allocates more
+/// on purpose (the 700 KB wire of the fragment test) is kept apart by
+/// [`support::serial`] while the claims' test measures.
+const ALLOCATION_BOUND: usize = 4 * (256 << 10);
 
 /// A server running the reporting echo handler.
 fn echo_server(config: Config) -> (Running, std::sync::mpsc::Receiver<Served>) {
@@ -96,15 +99,18 @@ fn assert_failed_with(served: &Served, expected: ProtocolError) {
 
 #[test]
 fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
+    let _serial = support::serial();
+    LARGEST.store(0, Ordering::Relaxed);
     let (running, reports) = echo_server(Config::default());
     let claims = [i64::MAX as u64, 1 << 30];
     let accepting = accept_server(Config::default(), claims.len());
     for addr in [running.addr, accepting.addr()] {
         for claim in claims {
             let mut stream = support::raw_upgrade(addr, "/");
-            let sent = Instant::now();
-            // Only the header: a server waiting for the payload (or
-            // allocating for it) would not answer.
+            // Only the header, and the stream stays open: a server waiting
+            // for the payload would not answer before our read timeout
+            // (its own timeouts are longer), and one allocating for it
+            // shows in the largest allocation below.
             stream
                 .write_all(&support::frame_header(
                     true,
@@ -115,8 +121,6 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
                 .unwrap();
             expect_close(&mut stream, 1009, "frame larger than the limit");
             assert_eq!(support::read_to_end(&mut stream, 0).1, 0);
-            let answered = sent.elapsed();
-            assert!(answered < Duration::from_secs(5), "took {answered:?}");
             let served = match addr == running.addr {
                 true => support::next_served(&reports),
                 false => accepting.result(),
@@ -147,6 +151,7 @@ fn length_claims_of_2_pow_63_and_1_gib_get_1009_from_the_header_alone() {
     );
 
     let largest = LARGEST.load(Ordering::Relaxed);
+    eprintln!("largest allocation: {largest} bytes");
     assert!(
         largest < ALLOCATION_BOUND,
         "an allocation of {largest} bytes"
@@ -192,6 +197,8 @@ fn with_pings(fragments: &[u8]) -> Vec<u8> {
 
 #[test]
 fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
+    // Its wire is larger than the claims' test's allocation bound.
+    let _serial = support::serial();
     let (fragments, text) = hundred_thousand_fragments();
     let wire = with_pings(&fragments);
     let (running, reports) = echo_server(Config::default());
@@ -202,7 +209,8 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
         let wire = wire.clone();
         let start = Instant::now();
         // Sent from another thread: the server's pongs could fill this
-        // socket's buffers if nobody read them.
+        // socket's buffers if nobody read them. How long it takes is
+        // printed, not asserted: the reads' timeouts bound it.
         let sending = support::bounded("test-fragments", move || sender.write_all(&wire));
         let mut pongs = Vec::new();
         let echoed = loop {
@@ -222,7 +230,6 @@ fn hundred_thousand_one_byte_fragments_are_reassembled_and_echoed() {
             "{FRAGMENTS} fragments echoed in {took:?} with {} pongs (coalesced: {coalesced})",
             pongs.len()
         );
-        assert!(took < Duration::from_secs(20), "took {took:?}");
         assert!(echoed == text.as_bytes(), "the echo differs");
         // Every ping answered in order, or (on the server, where owed pongs
         // are coalesced) at least the latest one.
@@ -297,6 +304,10 @@ fn invalid_utf8_at_every_position_fails_with_1007_as_soon_as_it_arrives() {
     support::assert_served(running.addr);
 }
 
+/// A timeout the tests never reach: waiting for it fails a read (each has
+/// a timeout of [`TIMEOUT`]) instead of passing slowly.
+const LONGER_THAN_THE_TEST: Duration = Duration::from_secs(3600);
+
 fn normal_close(reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::NORMAL,
@@ -306,23 +317,20 @@ fn normal_close(reason: &str) -> Message {
 
 #[test]
 fn client_that_closes_and_keeps_tcp_open_is_hung_up_on() {
-    // The default close timeout (5 s): the server must not need it, the
-    // closing handshake being complete once it has answered.
-    let config = Config::default();
-    let close_timeout = config.close_timeout;
+    // The server must not wait for the close timeout, the closing
+    // handshake being complete once it has answered: with one far beyond
+    // our read timeout, a server that waited would fail the read below.
+    let config = Config::default().close_timeout(LONGER_THAN_THE_TEST);
     let (running, reports) = echo_server(config.clone());
     let accepting = accept_server(config, 1);
     for addr in [running.addr, accepting.addr()] {
         let mut stream = support::raw_upgrade(addr, "/");
-        let sent = Instant::now();
         stream
             .write_all(&support::client_close(1000, "bye"))
             .unwrap();
         expect_close(&mut stream, 1000, "");
         // We never close our side: the server ends the TCP connection.
         assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
-        let took = sent.elapsed();
-        assert!(took < close_timeout, "EOF after {took:?}");
         let served = match addr == running.addr {
             true => support::next_served(&reports),
             false => accepting.result(),
@@ -349,25 +357,38 @@ fn peer_that_never_answers_our_close_is_cut_after_the_close_timeout() {
         };
         let _ = tx.lock().unwrap().send(end.map_err(|e| e.to_string()));
     });
+    // The clock starts before the request, so before the server's (which
+    // starts when its close is written): the lower bound proves the wait.
+    let requested = Instant::now();
     let mut stream = support::raw_upgrade(running.addr, "/");
     expect_close(&mut stream, 1001, "going");
-    let closed = Instant::now();
     // Neither a close reply nor a hang-up from us.
     assert_eq!(support::read_to_end(&mut stream, 0), (Ending::Eof, 0));
-    let took = closed.elapsed();
-    eprintln!("unanswered close: EOF {took:?} after the close frame");
+    let took = requested.elapsed();
+    eprintln!("unanswered close: EOF {took:?} after the request");
     assert!(
-        took >= close_timeout / 2 && took < close_timeout + Duration::from_secs(5),
-        "EOF {took:?} after the close frame, close_timeout {close_timeout:?}"
+        took >= close_timeout && took < close_timeout + TIMEOUT,
+        "EOF {took:?} after the request, close_timeout {close_timeout:?}"
     );
     let end = ended.recv_timeout(TIMEOUT).expect("the handler ended");
     assert_eq!(end, Ok(()), "recv after an unanswered close");
-    // A client that does answer is not kept waiting for the timeout.
+}
+
+#[test]
+fn peer_that_answers_our_close_is_not_kept_waiting_for_the_close_timeout() {
+    // A close timeout far beyond our read timeout: a server that waited
+    // for it after the answer would fail `finish_close`.
+    let config = Config::default().close_timeout(LONGER_THAN_THE_TEST);
+    let running = Running::start(support::server(config), |mut client| {
+        client.close(CloseCode::AWAY, "going").unwrap();
+        while let Ok(Some(_)) = client.recv() {}
+    });
     let mut ws = support::connect(running.addr, "/");
-    let start = Instant::now();
     assert_eq!(support::read_close(&mut ws), Some(1001));
     support::finish_close(&mut ws);
-    assert!(start.elapsed() < close_timeout + Duration::from_secs(5));
+    support::wait_until(TIMEOUT, "the handler returned", || {
+        running.stats().clients == 0
+    });
 }
 
 #[test]

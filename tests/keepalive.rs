@@ -56,9 +56,11 @@ fn silent_peer_is_pinged_then_closed() {
     let (last, at) = ended
         .recv_timeout(TIMEOUT)
         .expect("the handler's recv did not return");
-    assert!(
-        !matches!(last, Ok(Some(_))),
-        "recv ended with {last:?}, not an error or None"
+    // The handler learns why: the keepalive, not a close or a reset.
+    assert_eq!(
+        last,
+        Err("i/o error: no answer to the keepalive ping".to_string()),
+        "what recv ended with"
     );
     eprintln!(
         "unresponsive peer: recv returned {last:?} {:?} after the ping",
@@ -112,4 +114,54 @@ fn peer_answering_pings_stays_connected() {
     assert_eq!(stats.disconnected_unresponsive, 0);
     assert_eq!(stats.clients, 1);
     support::close(ws);
+}
+
+#[test]
+fn no_pings_without_a_ping_interval() {
+    // ping_interval(None) with a 50 ms pong timeout: for a second, nothing
+    // arrives (no ping), the silent peer is not cut, and it is still
+    // served. This catches a missing interval read as "ping at once" or as
+    // any interval under a second; one read as the 20 s default would need
+    // a test that waits longer than that.
+    let config = Config::default()
+        .ping_interval(None)
+        .pong_timeout(Duration::from_millis(50));
+    let (running, ended) = {
+        let (tx, ended) = mpsc::channel::<Ended>();
+        let tx = std::sync::Mutex::new(tx);
+        let running = Running::start(support::server(config), move |mut client| {
+            let last = loop {
+                match client.recv() {
+                    Ok(Some(message)) if message.is_data() => {
+                        let _ = client.send(message);
+                    }
+                    Ok(Some(_)) => {}
+                    other => break other.map_err(|e| e.to_string()),
+                }
+            };
+            let _ = tx.lock().unwrap().send((last, Instant::now()));
+        });
+        (running, ended)
+    };
+    let mut peer = support::raw_upgrade(running.addr, "/");
+    peer.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut peer, &mut byte) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("expected silence, got {other:?} ({byte:?})"),
+    }
+    peer.set_read_timeout(Some(TIMEOUT)).unwrap();
+    std::io::Write::write_all(
+        &mut peer,
+        &support::client_frame(true, support::op::TEXT, b"still here"),
+    )
+    .unwrap();
+    let echo = support::read_frame(&mut peer).expect("the echo");
+    assert_eq!((echo.opcode, &echo.payload[..]), (0x1, &b"still here"[..]));
+    assert!(ended.try_recv().is_err(), "the handler's recv ended");
+    assert_eq!(running.stats().disconnected_unresponsive, 0);
 }

@@ -42,11 +42,7 @@ fn full_server_answers_503_without_a_thread_and_frees_slots() {
     // Read to the end of the connection (or a reset, if the request
     // arrived after the server closed).
     let reply = support::http(addr, &support::upgrade_request("/", ""));
-    assert!(reply.starts_with("HTTP/1.1 503 "), "{reply:?}");
-    assert!(
-        reply.to_ascii_lowercase().contains("\r\nretry-after: "),
-        "{reply:?}"
-    );
+    assert_503(&reply);
     assert_eq!(support::server_threads(), threads, "a thread for the 503");
     assert_eq!(running.stats().rejected_full, 1);
     assert_eq!(running.stats().clients, 2);
@@ -77,17 +73,22 @@ fn slowloris_is_dropped_at_the_handshake_deadline_while_others_are_served() {
     );
     let addr = running.addr;
 
-    // One byte every 50 ms: the whole request would take about 8 s.
-    let request = support::upgrade_request("/", "");
+    // One byte every 50 ms at most (a beat is one read timeout): the whole
+    // request, padded, would take over 30 s, beyond the deadline plus
+    // TIMEOUT, the upper bound on the cut below.
+    let padding = format!("X-Pad: {}\r\n", "p".repeat(500));
+    let request = support::upgrade_request("/", &padding);
     let (connected, started) = mpsc::channel();
     let slowloris = thread::Builder::new()
         .name("test-slowloris".into())
         .spawn(move || {
+            // Started before the connection: the server's deadline cannot
+            // start earlier than this clock.
+            let start = Instant::now();
             let mut stream = support::tcp(addr);
             stream
                 .set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
-            let start = Instant::now();
             connected.send(()).unwrap();
             for (sent, byte) in request.bytes().enumerate() {
                 if stream.write_all(&[byte]).is_err() || is_closed(&mut stream) {
@@ -106,6 +107,10 @@ fn slowloris_is_dropped_at_the_handshake_deadline_while_others_are_served() {
     let (sent, after) = slowloris.join().expect("the slowloris panicked");
     eprintln!("slowloris cut after {sent} bytes and {after:?}");
     assert!(after >= deadline, "cut before its deadline: {after:?}");
+    assert!(
+        after < deadline + TIMEOUT,
+        "cut {after:?} after connecting, the deadline is {deadline:?}"
+    );
     echoes(&mut client, "still served");
     support::wait_until(TIMEOUT, "the failed handshake counted", || {
         running.stats().handshake_failed == 1
@@ -114,6 +119,67 @@ fn slowloris_is_dropped_at_the_handshake_deadline_while_others_are_served() {
     support::wait_until(TIMEOUT, "only the echo client's threads are left", || {
         support::server_threads() == 2
     });
+}
+
+/// Checks a whole 503 as the server sends it when full: its status, that
+/// it says the connection closes, when to retry, and its body, whose length
+/// `Content-Length` gives.
+fn assert_503(reply: &str) {
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a response head");
+    let response = support::HttpResponse::parse(
+        format!("{head}\r\n\r\n").as_bytes(),
+        body.as_bytes().to_vec(),
+    );
+    assert_eq!(
+        response.status_line, "HTTP/1.1 503 Service Unavailable",
+        "{reply:?}"
+    );
+    assert_eq!(response.header("Connection"), Some("close"), "{reply:?}");
+    assert_eq!(response.header("Retry-After"), Some("1"), "{reply:?}");
+    assert_eq!(response.body_text(), "server full, try again later");
+    assert_eq!(
+        response.header("Content-Length"),
+        Some(response.body.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn a_connection_in_its_handshake_holds_a_slot() {
+    let _serial = support::serial();
+    let running = Running::start(support::server(Config::default().max_connections(1)), echo);
+    let addr = running.addr;
+    // Connected, and half a request: the server is reading its handshake.
+    let mut pending = support::tcp(addr);
+    pending.write_all(b"GET / HTTP/1.1\r\nHost: 127").unwrap();
+    support::wait_until(TIMEOUT, "the pending handshake has its thread", || {
+        support::server_threads() == 1
+    });
+    // No slot for another, while it holds the only one.
+    assert_503(&support::http(addr, &support::upgrade_request("/", "")));
+    assert_eq!(running.stats().rejected_full, 1);
+    // Its request completed, it is upgraded and served in its slot.
+    let rest = support::upgrade_request("/", "");
+    let rest = rest.split_once("Host: 127").unwrap().1;
+    pending.write_all(rest.as_bytes()).unwrap();
+    let response = support::HttpResponse::parse(&support::read_head(&mut pending), Vec::new());
+    assert_eq!(response.status, 101, "{response:?}");
+    pending
+        .write_all(&support::client_frame(true, support::op::TEXT, b"held"))
+        .unwrap();
+    assert_eq!(support::read_frame(&mut pending).unwrap().payload, b"held");
+    pending.write_all(&support::client_close(1000, "")).unwrap();
+    assert_eq!(
+        support::read_frame(&mut pending).unwrap().close_code(),
+        Some(1000)
+    );
+    support::expect_eof(&mut pending);
+    // Its slot frees once its threads are gone.
+    support::wait_until(TIMEOUT, "the slot freed", || {
+        running.stats().clients == 0 && support::server_threads() == 0
+    });
+    let mut next = support::connect(addr, "/");
+    echoes(&mut next, "the freed slot");
+    assert_eq!(running.stats().rejected_full, 1);
 }
 
 /// Waits (the read timeout: one slowloris beat) for the server to end the

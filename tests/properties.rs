@@ -10,7 +10,7 @@
 
 use boardcast::frame::{self, Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use boardcast::handshake::{AcceptKey, Request, Status};
-use boardcast::protocol::{Inbound, Role};
+use boardcast::protocol::{Inbound, Outbound, Reply, Role};
 use boardcast::{CloseCode, CloseFrame, Config, Message, ProtocolError};
 use proptest::prelude::*;
 
@@ -376,13 +376,24 @@ proptest! {
         let config = Config::default().read_buffer_size(read_buffer_size);
         let got = feed(&config, &wire, &chunks);
         let last = got.last().cloned();
+        // Answered with 1007: `invalid_utf8_is_answered_with_a_close_1007`.
         prop_assert_eq!(last, Some(Err(ProtocolError::InvalidUtf8)));
-        prop_assert_eq!(ProtocolError::InvalidUtf8.close_code(), CloseCode::INVALID_DATA);
         // Only control frames came out before the failure.
         prop_assert!(got[..got.len() - 1]
             .iter()
             .all(|m| matches!(m, Ok(Message::Ping(_) | Message::Pong(_)))));
     }
+}
+
+#[test]
+fn invalid_utf8_is_answered_with_a_close_1007() {
+    // What the server writes for the violation the property above finds.
+    let reply = Outbound::new(Role::Server)
+        .reply(&Reply::to_violation(ProtocolError::InvalidUtf8))
+        .expect("a close is owed for the violation")
+        .to_vec();
+    assert_eq!(reply[..2], [0x88, reply.len() as u8 - 2], "{reply:02x?}");
+    assert_eq!(u16::from_be_bytes([reply[2], reply[3]]), 1007);
 }
 
 /// The offset of the first byte of the first data frame in `wire` (control

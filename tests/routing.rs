@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
@@ -79,7 +80,13 @@ fn on_upgrade_refuses_with_its_own_response_or_accepts_with_headers() {
     assert_eq!(response.headers()["x-board"], "pi");
     support::send_text(&mut ws, "in");
     assert_eq!(support::next_text(&mut ws), "in");
-    assert_eq!(running.stats().handshake_failed, 1, "the refusal");
+    // The refusal is counted after its 401 is written, so the count may
+    // lag the response the client read: wait for it, then check that the
+    // accepted upgrade did not add to it.
+    support::wait_until(TIMEOUT, "the refusal counted", || {
+        running.stats().handshake_failed >= 1
+    });
+    assert_eq!(running.stats().handshake_failed, 1, "the refusal only");
 }
 
 #[test]
@@ -266,4 +273,85 @@ fn a_client_talks_while_the_hub_publishes_to_it() {
     assert_eq!(replies, MESSAGES);
     assert!(ticks > 0, "the hub published to the client meanwhile");
     support::close(ws);
+}
+
+const PAGE: &str = "<!doctype html><h1>board</h1>";
+
+#[test]
+fn server_selects_subprotocols_answers_head_and_limits_header_count() {
+    // What `boardcast::accept` is tested for in tests/handshake.rs, on the
+    // Server's path (its own connection threads, routing and deadline).
+    let config = Config::default()
+        .protocols(["sensors.v2", "sensors.v1"])
+        .max_headers(8);
+    let server = support::server(config).on_http(|_| Response::html(PAGE));
+    let running = Running::start(server, |client| {
+        let protocol = client
+            .request()
+            .header("sec-websocket-protocol")
+            .map(str::to_owned);
+        let _ = client.send_text(&format!("{protocol:?}"));
+        echo(client);
+    });
+    let addr = running.addr;
+
+    // The server's preference among the client's offers.
+    let mut stream = support::tcp(addr);
+    let wire = support::upgrade_request(
+        "/",
+        "Sec-WebSocket-Protocol: chat, sensors.v1, sensors.v2\r\n",
+    );
+    stream.write_all(wire.as_bytes()).unwrap();
+    let response = support::HttpResponse::parse(&support::read_head(&mut stream), Vec::new());
+    assert_eq!(response.status, 101, "{response:?}");
+    assert_eq!(
+        response.header("Sec-WebSocket-Protocol"),
+        Some("sensors.v2")
+    );
+    let hello = support::read_frame(&mut stream).expect("the handler's text");
+    assert_eq!(hello.payload, br#"Some("chat, sensors.v1, sensors.v2")"#);
+    // None shared: none selected, still upgraded.
+    let mut stream = support::tcp(addr);
+    let wire = support::upgrade_request("/", "Sec-WebSocket-Protocol: chat\r\n");
+    stream.write_all(wire.as_bytes()).unwrap();
+    let response = support::HttpResponse::parse(&support::read_head(&mut stream), Vec::new());
+    assert_eq!(response.status, 101, "{response:?}");
+    assert_eq!(response.header("Sec-WebSocket-Protocol"), None);
+
+    // HEAD: the page's length, no body, and the end of the connection.
+    let mut stream = support::tcp(addr);
+    stream
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: board\r\n\r\n")
+        .unwrap();
+    let response = support::HttpResponse::parse(&support::read_head(&mut stream), Vec::new());
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.header("Content-Length"),
+        Some(PAGE.len().to_string().as_str())
+    );
+    support::expect_eof(&mut stream);
+    // GET: the page itself.
+    let page = support::request(addr, b"GET / HTTP/1.1\r\nHost: board\r\n\r\n");
+    assert_eq!(page.body_text(), PAGE);
+
+    // max_headers: the upgrade request has 5 headers of its own; 3 more
+    // are within the limit of 8, 4 more are not.
+    let extra = |n: usize| {
+        (0..n)
+            .map(|i| format!("X-Filler-{i}: v\r\n"))
+            .collect::<String>()
+    };
+    let mut stream = support::tcp(addr);
+    stream
+        .write_all(support::upgrade_request("/", &extra(3)).as_bytes())
+        .unwrap();
+    let response = support::HttpResponse::parse(&support::read_head(&mut stream), Vec::new());
+    assert_eq!(response.status, 101, "{response:?}");
+    let refused = support::request(addr, support::upgrade_request("/", &extra(4)).as_bytes());
+    assert_eq!(refused.status, 431, "{refused:?}");
+    assert_eq!(refused.body_text(), "too many header fields");
+    support::wait_until(TIMEOUT, "the refusal counted", || {
+        running.stats().handshake_failed >= 1
+    });
+    assert_eq!(running.stats().handshake_failed, 1);
 }

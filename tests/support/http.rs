@@ -20,14 +20,6 @@ pub fn tcp(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Whether connecting to `addr` is refused: nothing listens there.
-pub fn tcp_refused(addr: SocketAddr) -> bool {
-    matches!(
-        TcpStream::connect_timeout(&addr, TIMEOUT),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
-    )
-}
-
 /// A valid upgrade request for `path`, with `extra` header lines (each
 /// ending in CRLF) before the blank line.
 pub fn upgrade_request(path: &str, extra: &str) -> String {
@@ -119,6 +111,9 @@ pub fn read_head(stream: &mut impl Read) -> Vec<u8> {
     head
 }
 
+/// The largest body [`read_response`] accepts.
+pub const MAX_BODY: usize = 1 << 20;
+
 /// Reads a whole plain HTTP response: its head, a body of exactly
 /// `Content-Length` bytes, and then the end of the stream.
 pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
@@ -129,6 +124,12 @@ pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
         .expect("Content-Length")
         .parse()
         .expect("numeric Content-Length");
+    // What a test server sends is small: a larger claim fails before
+    // anything of its size is allocated.
+    assert!(
+        len <= MAX_BODY,
+        "Content-Length {len} (at most {MAX_BODY} read)"
+    );
     response.body = vec![0; len];
     stream.read_exact(&mut response.body).expect("read body");
     expect_eof(stream);

@@ -137,6 +137,41 @@ fn threads_named(prefix: &str) -> usize {
         .count()
 }
 
+/// Whether this process has a socket listening on `addr` (an IPv4
+/// address): its socket inodes (`/proc/self/fd`) matched against the
+/// listening sockets of `/proc/net/tcp`. Unlike connecting, the answer does
+/// not change if another program binds the port once it is free.
+pub fn listens(addr: std::net::SocketAddr) -> bool {
+    let std::net::SocketAddr::V4(v4) = addr else {
+        panic!("{addr}: only IPv4 addresses are looked up");
+    };
+    // /proc/net/tcp writes the address as the hex of its bytes in memory
+    // order (little-endian here), and the port in hex.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let fds = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
+    let mine: std::collections::HashSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 9 && fields[1] == local && fields[3] == "0A" && mine.contains(fields[9])
+    })
+}
+
 /// The process-wide origin of [`stamp`] times.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();

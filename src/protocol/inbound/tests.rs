@@ -152,9 +152,13 @@ fn utf8_split_at_every_byte_position_across_fragments() {
                 cont(false, &text_bytes[a..b]),
                 cont(true, &text_bytes[b..]),
             ]);
-            let got = feed_in(&Config::default(), &wire, 4096);
-            assert_eq!(got.len(), 1, "cuts at {a}, {b}");
-            assert!(got[0].is_ok());
+            assert_eq!(
+                feed_in(&Config::default(), &wire, 4096),
+                [Ok(Message::Text(
+                    String::from_utf8(text_bytes.to_vec()).unwrap()
+                ))],
+                "cuts at {a}, {b}"
+            );
         }
     }
 }
@@ -257,7 +261,14 @@ fn close_frames() {
     for code in [
         1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
     ] {
-        assert!(feed(&close(code, b""))[0].is_ok(), "{code}");
+        assert_eq!(
+            feed(&close(code, b"")),
+            [Ok(Message::Close(Some(CloseFrame {
+                code: CloseCode(code),
+                reason: String::new()
+            })))],
+            "{code}"
+        );
     }
     for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000] {
         assert_eq!(
@@ -371,6 +382,7 @@ fn large_payloads_are_read_straight_into_the_message() {
     let mut protocol = Inbound::new(Role::Server, &config);
     let mut rest = &wire[..];
     let mut offered = Vec::new();
+    let mut received = Vec::new();
     while !rest.is_empty() {
         let buf = protocol.buffer();
         offered.push(buf.len());
@@ -380,9 +392,11 @@ fn large_payloads_are_read_straight_into_the_message() {
         protocol.commit(n);
         rest = &rest[n..];
         if let Some(message) = protocol.next_message().unwrap() {
-            assert_eq!(message, Message::Binary(payload.clone()));
+            received.push(message);
         }
     }
+    assert_eq!(protocol.next_message(), Ok(None));
+    assert_eq!(received, [Message::Binary(payload)], "the one message");
     // The read buffer once, then the message: 64 KiB, doubling.
     assert_eq!(offered[..3], [1024, 64 << 10, 128 << 10]);
     assert!(offered.len() <= 5, "{offered:?}");
@@ -394,6 +408,7 @@ fn a_trickled_payload_costs_little_zeroing() {
     let wire = client_frame(true, 0x2, &[7; 100_000]);
     let mut protocol = Inbound::new(Role::Server, &config);
     let mut largest_late_offer = 0;
+    let mut received = Vec::new();
     for (i, byte) in wire.iter().enumerate() {
         let buf = protocol.buffer();
         if i > 100 {
@@ -401,8 +416,9 @@ fn a_trickled_payload_costs_little_zeroing() {
         }
         buf[0] = *byte;
         protocol.commit(1);
-        let _ = protocol.next_message().unwrap();
+        received.extend(protocol.next_message().unwrap());
     }
+    assert_eq!(received, [Message::Binary(vec![7; 100_000])]);
     // After the first direct read comes back short, each read is offered
     // (and zeroes) about a read buffer, not the rest of the payload.
     assert!(largest_late_offer <= 1024, "{largest_late_offer}");

@@ -112,3 +112,80 @@ fn closing_releases_a_waiting_sender() {
         assert!(!waiter.join().unwrap());
     });
 }
+
+#[test]
+fn a_handler_send_times_out_on_a_full_message_queue() {
+    // Room for bytes, none for messages: the send waits its timeout, then
+    // fails while the connection is open (the Sender reports TimedOut).
+    let outbox = outbox(2, 1 << 20);
+    let short = Duration::from_millis(20);
+    assert!(outbox.send(direct(1), short));
+    assert!(outbox.send(direct(2), short));
+    let start = Instant::now();
+    assert!(!outbox.send(direct(3), Duration::from_millis(100)));
+    assert!(
+        start.elapsed() >= Duration::from_millis(100),
+        "gave up early"
+    );
+    assert!(!outbox.is_closing(), "a timeout does not close");
+    assert_eq!(drain(&outbox), [1, 2]);
+}
+
+#[test]
+fn disconnect_fires_on_whichever_bound_is_reached_first() {
+    // The message count: four slots, bytes to spare.
+    let by_count = outbox(4, 1 << 20);
+    for tag in 1..=4 {
+        assert!(matches!(
+            by_count.offer(&published(tag), Policy::Disconnect),
+            Delivery::Queued
+        ));
+    }
+    assert!(matches!(
+        by_count.offer(&published(5), Policy::Disconnect),
+        Delivery::Disconnected
+    ));
+    assert!(by_count.is_closing());
+
+    // The bytes: slots to spare, room for two 400-byte frames.
+    let by_bytes = outbox(1000, 1000);
+    let big = |tag: u8| {
+        let payload = [tag; 400];
+        Encoded::new(
+            Some(Arc::from("t")),
+            u64::from(tag),
+            &Frame::new(OpCode::Binary, &payload, None),
+        )
+    };
+    assert!(matches!(
+        by_bytes.offer(&big(1), Policy::Disconnect),
+        Delivery::Queued
+    ));
+    assert!(matches!(
+        by_bytes.offer(&big(2), Policy::Disconnect),
+        Delivery::Queued
+    ));
+    assert!(matches!(
+        by_bytes.offer(&big(3), Policy::Disconnect),
+        Delivery::Disconnected
+    ));
+    assert!(by_bytes.is_closing());
+    // What was queued is freed: it will not be sent.
+    assert_eq!(drain(&by_bytes), Vec::<u8>::new());
+}
+
+#[test]
+fn unsubscribing_drops_a_pending_keep_latest_frame() {
+    let outbox = outbox(1, 1 << 20);
+    let offer = |tag| outbox.offer(&published(tag), Policy::KeepLatest);
+    assert!(matches!(offer(1), Delivery::Queued));
+    // The queue is full: the newest waits beside it, and is superseded.
+    assert!(matches!(offer(2), Delivery::Queued));
+    assert!(matches!(offer(3), Delivery::Superseded));
+    assert_eq!(outbox.pending().latest.len(), 1);
+    outbox.unsubscribed("other");
+    assert_eq!(outbox.pending().latest.len(), 1, "another topic's");
+    outbox.unsubscribed("t");
+    assert!(outbox.pending().latest.is_empty(), "still pending");
+    assert_eq!(drain(&outbox), [1]);
+}
