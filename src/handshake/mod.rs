@@ -21,6 +21,7 @@
 //!
 //! let Status::Complete(request) = Request::parse(wire, &config).unwrap() else { panic!() };
 //! assert_eq!((request.path(), request.query()), ("/chat", Some("room=1")));
+//! request.check_host(&config, None).unwrap();
 //! let accept = request.validate(&config).unwrap();
 //! assert_eq!(accept.as_str(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 //! ```
@@ -28,6 +29,7 @@
 //! [`Config::max_request_size`]: crate::Config#structfield.max_request_size
 //! [`Config::max_headers`]: crate::Config#structfield.max_headers
 
+mod authority;
 mod request;
 mod response;
 
