@@ -262,3 +262,12 @@ fn write_all<W: Write>(stream: &mut W, bytes: &[u8]) -> io::Result<()> {
     stream.write_all(bytes)?;
     stream.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hostname_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(super::hostname(&mut [0; 64]), Some(kernel.trim_end()));
+    }
+}
