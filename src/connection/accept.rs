@@ -13,8 +13,8 @@ use crate::protocol::{Inbound, Role};
 /// configured subprotocols and origin policy.
 ///
 /// A request that is not a valid upgrade gets its HTTP refusal (400, 403,
-/// 405, 417, 421, 426 or 431, with a plain-text reason). To serve pages on the same
-/// port, add headers or decide per request, use [`Handshake`].
+/// 405, 417, 421, 426 or 431, with a plain-text reason). To serve pages on
+/// the same port, add headers or decide per request, use [`Handshake`].
 ///
 /// # Errors
 ///
@@ -99,7 +99,13 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
                 Ok(Status::Partial) => {}
                 Ok(Status::Complete(request)) => {
                     if let Err(e) = request.check_host(config, hostname(&mut [0; 64])) {
-                        log::info!("refusing Host {:?}: {e}", request.host().unwrap_or(""));
+                        if e == HandshakeError::HostRefused {
+                            log::info!(
+                                "Host {:?} is not one of this server's names \
+                                 (add it to Config::allowed_hosts if it should be)",
+                                request.host().unwrap_or("")
+                            );
+                        }
                         return Err(refuse(&mut stream, e, &buf));
                     }
                     let parts = request.parts();
