@@ -9,6 +9,13 @@
 //! WebSocket (`GET /ws`); anything else gets a 404. `RUST_LOG=info` logs
 //! clients and their commands.
 //!
+//! With `Config::default()`, other sites cannot use it: a WebSocket opened
+//! by a page of another origin gets 403, and a request for a host name that
+//! is not the board's (DNS rebinding) gets 421. The board's names need no
+//! flag: its addresses, `localhost`, `<name>.local` and its hostname. Add
+//! the names a reverse proxy or the LAN's DNS gives it with
+//! `--allow-host board.lan,dash.example.com` (see `Config::allowed_hosts`).
+//!
 //! A sampler thread reads `/proc` and `/sys` `--rate` times a second and
 //! publishes each sample, as compact JSON, to one hub topic per rate a
 //! client may choose ("sensors/10hz", "sensors/5hz", ... "sensors/1hz"),
@@ -49,10 +56,10 @@ const PAGE: &str = include_str!("dashboard/index.html");
 
 fn main() -> std::io::Result<()> {
     env_logger::init();
-    let (addr, rate) = parse_args();
+    let (addr, rate, hosts) = parse_args();
     let rates = offered_rates(rate);
 
-    let server = Server::bind(&addr, Config::default())?
+    let server = Server::bind(&addr, Config::default().allowed_hosts(hosts))?
         .on_http(|request| match (request.path(), request.method()) {
             ("/", "GET" | "HEAD") => Response::html(PAGE).header("Cache-Control", "no-cache"),
             ("/", _) => Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD"),
@@ -615,18 +622,26 @@ fn parse_uptime(text: &str) -> Option<f64> {
 
 // ---------------------------------------------------------------------------
 
-fn parse_args() -> (String, u32) {
+fn parse_args() -> (String, u32, Vec<String>) {
     let mut args = Args::new(
         "dashboard",
-        "[--addr HOST:PORT (0.0.0.0:8080)] [--rate SAMPLES_PER_SEC (10)]",
+        "[--addr HOST:PORT (0.0.0.0:8080)] [--rate SAMPLES_PER_SEC (10)] \
+         [--allow-host NAME,... (none: the board's own names only)]",
     );
     let addr = args.option("--addr", "0.0.0.0:8080".to_string());
     let rate: u32 = args.option("--rate", 10);
     if !(1..=100).contains(&rate) {
         args.fail("--rate must be 1 to 100 samples per second");
     }
+    let hosts: String = args.option("--allow-host", String::new());
+    let hosts = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(String::from)
+        .collect();
     args.finish();
-    (addr, rate)
+    (addr, rate, hosts)
 }
 
 #[cfg(test)]

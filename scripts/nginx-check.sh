@@ -10,8 +10,11 @@
 # config templated to the two ports and every path of its own under
 # target/nginx-check/, then checks through nginx that:
 #   - GET / returns the page, and GET /nope a 404;
-#   - a WebSocket to /ws gets the hello and live readings, and its pause and
-#     rate commands are acknowledged;
+#   - a WebSocket to /ws from another origin gets 403, and a request for a
+#     host name that is not the board's gets 421 (DNS rebinding);
+#   - a WebSocket to /ws with the page's own Origin, as a browser sends it,
+#     gets the hello and live readings, and its pause and rate commands are
+#     acknowledged;
 #   - nginx's access log shows the upgrade (101).
 # Stops everything it started, and exits non-zero on any failure.
 #
@@ -154,6 +157,18 @@ status=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$PROXY/nope")
 [ "$status" = 404 ] || fail "GET /nope through nginx gave $status, not 404"
 echo "nginx-check: GET /nope -> 404"
 
+# Other sites, through nginx: a WebSocket from another origin, and a page
+# for a name that is not the board's.
+upgrade=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13'
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==')
+status=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "${upgrade[@]}" \
+    -H 'Origin: http://evil.example' "$PROXY/ws")
+[ "$status" = 403 ] || fail "a cross-origin WebSocket through nginx gave $status, not 403"
+echo "nginx-check: WebSocket /ws with Origin http://evil.example -> 403"
+status=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H 'Host: rebind.evil.example' "$PROXY/")
+[ "$status" = 421 ] || fail "GET / for Host rebind.evil.example through nginx gave $status, not 421"
+echo "nginx-check: GET / with Host rebind.evil.example -> 421"
+
 # The WebSocket, through nginx: a minimal RFC 6455 client, Python stdlib only.
 timeout $((TIMEOUT + 5)) python3 - "$NGINX_PORT" "$TIMEOUT" <<'PY' || fail "WebSocket through nginx"
 import base64, hashlib, json, os, socket, struct, sys, time
@@ -170,7 +185,10 @@ sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
 key = base64.b64encode(os.urandom(16)).decode()
 sock.sendall((
     f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    # The page's own origin, as a browser sends it: nginx must pass the
+    # Host with its port for the dashboard to see the two agree.
+    f"Origin: http://127.0.0.1:{port}\r\n\r\n"
 ).encode())
 buf = b""
 while b"\r\n\r\n" not in buf:

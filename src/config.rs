@@ -42,12 +42,20 @@ pub struct Config {
     /// client offers some, the first of these that it offers is selected
     /// and sent back in `Sec-WebSocket-Protocol`. Default: none.
     pub protocols: Vec<String>,
-    /// If set, upgrade requests are accepted only from these origins
-    /// (compared without regard to ASCII case); others get 403. Requests
-    /// with no `Origin` header do not come from a browser and pass: the
-    /// check protects against other sites' pages, not against programs,
-    /// which can send any origin. Default: any origin.
-    pub allowed_origins: Option<Vec<String>>,
+    /// The browser origins allowed to open a WebSocket besides the
+    /// request's own, as a browser sends them (`http://dashboard.example:8080`,
+    /// compared without regard to ASCII case); `"*"` allows any origin.
+    /// Default: none, same-origin only.
+    ///
+    /// An upgrade request with an `Origin` header comes from a page in a
+    /// browser. Unless that origin is the request's own (its host and port
+    /// are the `Host` header's) or listed here, it gets `403 Forbidden`:
+    /// otherwise any site a user on the LAN visits could read the board's
+    /// stream and send it commands with the user's network position
+    /// (cross-site WebSocket hijacking). Requests with no `Origin` header
+    /// do not come from a browser and pass: the check protects against
+    /// other sites' pages, not against programs, which can send any origin.
+    pub allowed_origins: Vec<String>,
     /// The most connections the [`Server`](crate::Server) serves at once,
     /// handshakes included. Past it a new connection gets `503 Service
     /// Unavailable` with `Retry-After` and is closed, and no thread is
@@ -93,6 +101,20 @@ pub struct Config {
     /// `write_timeout`. A single message larger than this waits for an
     /// empty queue.
     pub queue_bytes: usize,
+    /// The host names served besides the server's own, for the `Host`
+    /// header of every request (pages and upgrades): `"dash.example.com"`
+    /// that name alone, `".example.com"` it and every name under it, `"*"`
+    /// any host. Names only, without a port; compared without regard to
+    /// ASCII case. Default: none.
+    ///
+    /// The server's own are IP addresses, `localhost` and `*.localhost`,
+    /// `*.local` (mDNS), names without a dot, and the machine's hostname.
+    /// Any other name gets `421 Misdirected Request`: a page an attacker
+    /// serves from a name of theirs, which their DNS then points at the
+    /// board (DNS rebinding), would be same-origin with the board and
+    /// could read its pages and stream. Add the names a reverse proxy or
+    /// the LAN's DNS gives the board (`board.lan`, `board.fritz.box`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -104,7 +126,7 @@ impl Default for Config {
             max_headers: 32,
             read_buffer_size: 4 << 10,
             protocols: Vec::new(),
-            allowed_origins: None,
+            allowed_origins: Vec::new(),
             max_connections: 256,
             stack_size: 64 << 10,
             handshake_timeout: Duration::from_secs(10),
@@ -115,6 +137,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             queue_messages: 32,
             queue_bytes: 256 << 10,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -161,15 +184,17 @@ impl Config {
         self
     }
 
-    /// Sets [`allowed_origins`](Config#structfield.allowed_origins).
+    /// Sets [`allowed_origins`](Config#structfield.allowed_origins): the
+    /// origins allowed besides same-origin requests, `["*"]` for any.
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
         self
     }
+
     /// Sets [`max_connections`](Config#structfield.max_connections).
     pub fn max_connections(mut self, count: usize) -> Self {
         self.max_connections = count;
@@ -227,6 +252,17 @@ impl Config {
     /// Sets [`queue_bytes`](Config#structfield.queue_bytes).
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
+        self
+    }
+
+    /// Sets [`allowed_hosts`](Config#structfield.allowed_hosts): the host
+    /// names served besides the server's own, `["*"]` for any.
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 }

@@ -190,8 +190,26 @@ pub enum HandshakeError {
     MissingVersion,
     /// `Sec-WebSocket-Version` was not 13 (RFC 6455 §4.4).
     UnsupportedVersion,
-    /// The `Origin` header was not on the allow-list.
+    /// The `Origin` header named another site than the request's `Host`,
+    /// and was not allowed by `Config::allowed_origins` (cross-site
+    /// WebSocket hijacking).
     OriginRefused,
+    /// A line of the request head ended in LF without CR (RFC 9112 §2.2).
+    BareLineFeed,
+    /// The `Host` header was not `host[:port]` (RFC 9112 §3.2).
+    InvalidHost,
+    /// An absolute-form target named another host or port than the `Host`
+    /// header (RFC 9112 §3.2.2).
+    HostMismatch,
+    /// The `Host` header named none of this server's names, nor one allowed
+    /// by `Config::allowed_hosts` (DNS rebinding).
+    HostRefused,
+    /// An upgrade request announced a body (`Content-Length` other than 0,
+    /// or `Transfer-Encoding`).
+    UnexpectedBody,
+    /// An upgrade request carried an `Expect` header (`100-continue`): an
+    /// upgrade has no content to continue with.
+    ExpectationFailed,
 }
 
 impl HandshakeError {
@@ -202,6 +220,8 @@ impl HandshakeError {
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::NotUpgrade | HandshakeError::UnsupportedVersion => 426,
             HandshakeError::OriginRefused => 403,
+            HandshakeError::ExpectationFailed => 417,
+            HandshakeError::HostRefused => 421,
             _ => 400,
         }
     }
@@ -225,6 +245,12 @@ impl HandshakeError {
             HandshakeError::MissingVersion => "missing sec-websocket-version header",
             HandshakeError::UnsupportedVersion => "unsupported websocket version, 13 required",
             HandshakeError::OriginRefused => "origin not allowed",
+            HandshakeError::BareLineFeed => "line ends in lf without cr",
+            HandshakeError::InvalidHost => "malformed host header",
+            HandshakeError::HostMismatch => "request target and host header differ",
+            HandshakeError::HostRefused => "host not served here",
+            HandshakeError::UnexpectedBody => "upgrade request has a body",
+            HandshakeError::ExpectationFailed => "expectation not supported on an upgrade",
         }
     }
 }
@@ -278,5 +304,11 @@ mod tests {
         assert_eq!(HandshakeError::OriginRefused.status(), 403);
         assert_eq!(HandshakeError::InvalidKey.status(), 400);
         assert_eq!(HandshakeError::MissingHost.status(), 400);
+        assert_eq!(HandshakeError::BareLineFeed.status(), 400);
+        assert_eq!(HandshakeError::InvalidHost.status(), 400);
+        assert_eq!(HandshakeError::HostMismatch.status(), 400);
+        assert_eq!(HandshakeError::HostRefused.status(), 421);
+        assert_eq!(HandshakeError::UnexpectedBody.status(), 400);
+        assert_eq!(HandshakeError::ExpectationFailed.status(), 417);
     }
 }

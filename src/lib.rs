@@ -22,7 +22,8 @@
 //! - an RFC 6455 server: the opening handshake, framing, fragmentation,
 //!   UTF-8 checks and the closing handshake, over TCP or any stream you
 //!   bring;
-//! - subprotocol selection and an origin allow-list;
+//! - subprotocol selection; same-origin WebSockets and a `Host` check
+//!   against DNS rebinding by default, with allow-lists;
 //! - a [`Hub`] that fans published messages out to a topic's subscribers,
 //!   with a [`Policy`] for clients that fall behind;
 //! - keepalive pings, and a [`Config`] limit on everything a peer can make

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = (request.method(), request.path(), request.query(), request.host());
         let _ = request.headers().count();
         let _ = request.validate(&config);
+        let _ = request.check_host(&config, Some("board.example.com"));
     }
     assert_eq!(alloc::count(), 0, "parsing and validating allocate nothing");
     match parsed {

@@ -13,8 +13,8 @@ use crate::protocol::{Inbound, Role};
 /// configured subprotocols and origin policy.
 ///
 /// A request that is not a valid upgrade gets its HTTP refusal (400, 403,
-/// 405, 426 or 431, with a plain-text reason). To serve pages on the same
-/// port, add headers or decide per request, use [`Handshake`].
+/// 405, 417, 421, 426 or 431, with a plain-text reason). To serve pages on
+/// the same port, add headers or decide per request, use [`Handshake`].
 ///
 /// # Errors
 ///
@@ -62,10 +62,15 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     /// bytes. Set a read timeout on the stream first to drop clients that
     /// trickle their request.
     ///
+    /// Every request's `Host` is checked ([`Request::check_host`], with the
+    /// machine's hostname): a page or upgrade for a name that is not this
+    /// server's is refused here, before the application sees it.
+    ///
     /// # Errors
     ///
-    /// [`Error::Handshake`] for a malformed or oversized request, after its
-    /// 400 or 431 reply was sent; [`Error::Io`] if the stream fails or ends.
+    /// [`Error::Handshake`] for a malformed or oversized request, or one
+    /// for another host, after its 400, 421 or 431 reply was sent;
+    /// [`Error::Io`] if the stream fails or ends.
     pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
         let limit = config.max_request_size.max(1);
         // 2 KiB holds a browser's request. Being over glibc's per-thread
@@ -93,6 +98,16 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             match Request::parse(&buf[..filled], config) {
                 Ok(Status::Partial) => {}
                 Ok(Status::Complete(request)) => {
+                    if let Err(e) = request.check_host(config, hostname(&mut [0; 64])) {
+                        if e == HandshakeError::HostRefused {
+                            log::info!(
+                                "Host {:?} is not one of this server's names \
+                                 (add it to Config::allowed_hosts if it should be)",
+                                request.host().unwrap_or("")
+                            );
+                        }
+                        return Err(refuse(&mut stream, e, &buf));
+                    }
                     let parts = request.parts();
                     return Ok(Handshake {
                         stream,
@@ -102,7 +117,7 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
                         parts,
                     });
                 }
-                Err(e) => return Err(refuse(&mut stream, e)),
+                Err(e) => return Err(refuse(&mut stream, e, &buf[..filled])),
             }
         }
     }
@@ -163,7 +178,7 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     fn check(&mut self) -> Result<AcceptKey, Error> {
         match self.request().validate(self.config) {
             Ok(key) => Ok(key),
-            Err(e) => Err(refuse(&mut self.stream, e)),
+            Err(e) => Err(refuse(&mut self.stream, e, &self.buf[..self.filled])),
         }
     }
 
@@ -228,18 +243,37 @@ pub(crate) struct Received {
     pub(crate) parts: Parts,
 }
 
-/// Sends the refusal for `error` and returns it as an [`Error`].
-fn refuse<W: Write>(stream: &mut W, error: HandshakeError) -> Error {
+/// Sends the refusal for `error` to the request that starts `received`
+/// (without a body if it is `HEAD`), and returns it as an [`Error`].
+fn refuse<W: Write>(stream: &mut W, error: HandshakeError, received: &[u8]) -> Error {
     log::info!("refusing handshake: {error}");
     let mut out = Vec::new();
-    Response::refusal(error).write(true, &mut out);
+    Response::refusal(error).write(!received.starts_with(b"HEAD "), &mut out);
     if let Err(e) = write_all(stream, &out) {
         log::debug!("could not send the refusal: {e}");
     }
     Error::Handshake(error)
 }
 
+/// The machine's hostname, read into `buf` (`HOST_NAME_MAX` is 64): one
+/// small read per request, so a name changed while the server runs counts
+/// at once. `None` where there is no `/proc` or the name is not UTF-8.
+fn hostname(buf: &mut [u8; 64]) -> Option<&str> {
+    let mut file = std::fs::File::open("/proc/sys/kernel/hostname").ok()?;
+    let n = file.read(buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok().map(str::trim_ascii_end)
+}
+
 fn write_all<W: Write>(stream: &mut W, bytes: &[u8]) -> io::Result<()> {
     stream.write_all(bytes)?;
     stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hostname_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(super::hostname(&mut [0; 64]), Some(kernel.trim_end()));
+    }
 }

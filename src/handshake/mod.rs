@@ -6,6 +6,12 @@
 //! [`Config::max_request_size`] and [`Config::max_headers`] and allocates
 //! nothing: the parsed request points into the caller's buffer.
 //!
+//! [`Request::check_host`] checks the `Host` of any request, page or
+//! upgrade (RFC 9112 §3.2, and that it names this server: DNS rebinding);
+//! [`Request::validate`] checks an upgrade (RFC 6455 §4.2.1, and that a
+//! browser's `Origin` is the request's own: cross-site WebSocket
+//! hijacking). The blocking layer runs both.
+//!
 //! ```
 //! use boardcast::handshake::{Request, Status};
 //! use boardcast::Config;
@@ -21,6 +27,10 @@
 //!
 //! let Status::Complete(request) = Request::parse(wire, &config).unwrap() else { panic!() };
 //! assert_eq!((request.path(), request.query()), ("/chat", Some("room=1")));
+//! // `Host` must name this server (DNS rebinding); here, by being the
+//! // machine's hostname (a server reads it from /proc).
+//! request.check_host(&config, Some("server.example.com")).unwrap();
+//! assert!(request.check_host(&config, Some("board")).is_err());
 //! let accept = request.validate(&config).unwrap();
 //! assert_eq!(accept.as_str(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 //! ```
@@ -28,6 +38,7 @@
 //! [`Config::max_request_size`]: crate::Config#structfield.max_request_size
 //! [`Config::max_headers`]: crate::Config#structfield.max_headers
 
+mod authority;
 mod request;
 mod response;
 

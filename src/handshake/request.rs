@@ -9,6 +9,7 @@ use base64::Engine;
 
 use crate::config::Config;
 use crate::error::HandshakeError;
+use crate::handshake::authority::{self, Authority};
 use crate::handshake::{AcceptKey, Status};
 
 /// Byte ranges of the parsed parts, so a request can be kept next to its
@@ -29,6 +30,10 @@ pub(crate) struct Parts {
     origin: Option<Span>,
     upgrade_websocket: bool,
     connection_upgrade: bool,
+    /// `Content-Length` other than 0, or any `Transfer-Encoding`.
+    body: bool,
+    /// An `Expect` header.
+    expect: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +78,7 @@ impl<'b> Request<'b> {
     ///
     /// [`HandshakeError::RequestTooLarge`] as soon as `buf` holds more than
     /// `config.max_request_size` bytes without a complete head;
+    /// [`HandshakeError::BareLineFeed`] as soon as a line ends in LF alone;
     /// [`HandshakeError::TooManyHeaders`], and the errors for a malformed
     /// request line, target or header. Checks that only concern WebSocket
     /// upgrades are left to [`validate`](Self::validate), so that other
@@ -80,13 +86,13 @@ impl<'b> Request<'b> {
     pub fn parse(buf: &'b [u8], config: &Config) -> Result<Status<Request<'b>>, HandshakeError> {
         let limit = config.max_request_size.min(u32::MAX as usize);
         let window = &buf[..buf.len().min(limit)];
-        let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let Some(end) = head_end(window)? else {
             if buf.len() >= limit {
                 return Err(HandshakeError::RequestTooLarge);
             }
             return Ok(Status::Partial);
         };
-        let parts = parse_head(&buf[..end + 4], config.max_headers)?;
+        let parts = parse_head(&buf[..end], config.max_headers)?;
         Ok(Status::Complete(Request { buf, parts }))
     }
 
@@ -164,6 +170,13 @@ impl<'b> Request<'b> {
         self.parts.origin.map(|span| self.str(span))
     }
 
+    /// Whether the `Upgrade` header names `websocket`, whatever the method
+    /// and the other headers: such a request is a (maybe invalid) upgrade,
+    /// never a page request.
+    pub(crate) fn asks_websocket(&self) -> bool {
+        self.parts.upgrade_websocket
+    }
+
     /// Whether this asks for a WebSocket upgrade: `GET` with `Upgrade:
     /// websocket` and `Connection: upgrade`. Requests that don't are
     /// ordinary HTTP requests, to be answered with a [`Response`](super::Response).
@@ -189,15 +202,30 @@ impl<'b> Request<'b> {
     }
 
     /// Checks everything RFC 6455 §4.2.1 asks of an upgrade request, and
-    /// the configured origin allow-list, and computes the
-    /// `Sec-WebSocket-Accept` value.
+    /// its `Origin` (same-origin, or [`Config::allowed_origins`]), and
+    /// computes the `Sec-WebSocket-Accept` value.
+    ///
+    /// A request with an `Origin` header comes from a browser, on behalf
+    /// of the page of that origin (RFC 6455 §10.2). Unless the origin is
+    /// the request's own (same host and port as `Host`, the scheme's
+    /// default port standing for a missing one) or allowed by the
+    /// configuration, it is refused: any site a user visits could
+    /// otherwise open a WebSocket to the board (cross-site WebSocket
+    /// hijacking). `null` is never same-origin. A request without `Origin`
+    /// does not come from a browser and is not checked.
+    ///
+    /// This does not check that `Host` names this server: see
+    /// [`check_host`](Self::check_host), which the blocking layer runs on
+    /// every request.
     ///
     /// # Errors
     ///
     /// The first problem found, in this order: method (405), HTTP version,
-    /// `Host`, `Upgrade` and `Connection` (426), `Sec-WebSocket-Version`
-    /// (missing: 400, not 13: 426), `Sec-WebSocket-Key` (400), `Origin`
-    /// (403).
+    /// `Host`, `Upgrade` and `Connection` (426), `Expect` (417), a body
+    /// (400), `Sec-WebSocket-Version` (missing: 400, not 13: 426),
+    /// `Sec-WebSocket-Key` (400), `Origin` (403).
+    ///
+    /// [`Config::allowed_origins`]: crate::Config#structfield.allowed_origins
     pub fn validate(&self, config: &Config) -> Result<AcceptKey, HandshakeError> {
         if self.method() != "GET" {
             return Err(HandshakeError::MethodNotAllowed);
@@ -211,6 +239,14 @@ impl<'b> Request<'b> {
         if !self.parts.upgrade_websocket || !self.parts.connection_upgrade {
             return Err(HandshakeError::NotUpgrade);
         }
+        // A WebSocket upgrade has no content: nothing to continue with, and
+        // a body would be read as the client's first frames.
+        if self.parts.expect {
+            return Err(HandshakeError::ExpectationFailed);
+        }
+        if self.parts.body {
+            return Err(HandshakeError::UnexpectedBody);
+        }
         match self.parts.version.map(|span| self.str(span)) {
             None => return Err(HandshakeError::MissingVersion),
             Some("13") => {}
@@ -223,12 +259,67 @@ impl<'b> Request<'b> {
         if key.len() != 24 || STANDARD.decode_slice(key, &mut decoded) != Ok(16) {
             return Err(HandshakeError::InvalidKey);
         }
-        if let (Some(allowed), Some(origin)) = (&config.allowed_origins, self.origin()) {
-            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        if let Some(origin) = self.origin() {
+            let allowed = &config.allowed_origins;
+            let listed = allowed
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(origin));
+            let host = self.host().unwrap_or_default();
+            if !listed && !authority::is_same_origin(origin, host) {
                 return Err(HandshakeError::OriginRefused);
             }
         }
         Ok(AcceptKey::from_key(key))
+    }
+
+    /// Checks the `Host` header of any request, page or upgrade: that it
+    /// is there in HTTP/1.1 and well-formed, and agrees with an
+    /// absolute-form target (RFC 9112 §3.2); and that it names this
+    /// server, so that no page and no WebSocket can be reached through a
+    /// DNS name an attacker controls (DNS rebinding).
+    ///
+    /// Ours are IP addresses (a rebinding needs a name), names public DNS
+    /// cannot answer for (`localhost`, `*.localhost`, `*.local`, names
+    /// without a dot), `hostname` (the machine's name: the blocking layer
+    /// reads it from `/proc/sys/kernel/hostname`), and
+    /// [`Config::allowed_hosts`]. The port is not checked.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::MissingHost`] (400) for an HTTP/1.1 request
+    /// without `Host`; [`HandshakeError::InvalidHost`] (400) for a `Host`
+    /// that is not `host[:port]`; [`HandshakeError::HostMismatch`] (400)
+    /// for an absolute-form target naming another host or port;
+    /// [`HandshakeError::HostRefused`] (421 Misdirected Request) for a
+    /// name that is not ours.
+    ///
+    /// [`Config::allowed_hosts`]: crate::Config#structfield.allowed_hosts
+    pub fn check_host(
+        &self,
+        config: &Config,
+        hostname: Option<&str>,
+    ) -> Result<(), HandshakeError> {
+        let Some(host) = self.host() else {
+            // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
+            // status code to any HTTP/1.1 request message that lacks a Host
+            // header field". HTTP/1.0 did not have it.
+            return match self.parts.minor_version {
+                0 => Ok(()),
+                _ => Err(HandshakeError::MissingHost),
+            };
+        };
+        let host = Authority::parse(host).ok_or(HandshakeError::InvalidHost)?;
+        let target = self.target();
+        // §3.2.2: the server "MUST ignore the received Host header field" and
+        // use the target's authority; one that differs is refused instead,
+        // so that the name checked is the name the request is for.
+        if !target.starts_with('/') && !authority::target_matches_host(target, &host) {
+            return Err(HandshakeError::HostMismatch);
+        }
+        if !authority::is_served(&host, hostname, &config.allowed_hosts) {
+            return Err(HandshakeError::HostRefused);
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +353,30 @@ impl<'b> Iterator for Headers<'b> {
         let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
         Some((name, value))
     }
+}
+
+/// The length of the head (up to and including its blank line) if it is
+/// all in `window`.
+///
+/// # Errors
+///
+/// [`HandshakeError::BareLineFeed`] for a line ended by LF alone (RFC 9112
+/// §2.2 lets a server accept it, but a request that does is not from a
+/// browser, and waiting for a CRLF that never comes would leave the client
+/// without an answer).
+fn head_end(window: &[u8]) -> Result<Option<usize>, HandshakeError> {
+    let mut from = 0;
+    while let Some(i) = window[from..].iter().position(|&b| b == b'\n') {
+        let lf = from + i;
+        if lf == 0 || window[lf - 1] != b'\r' {
+            return Err(HandshakeError::BareLineFeed);
+        }
+        if lf >= 3 && window[lf - 3..lf - 1] == *b"\r\n" {
+            return Ok(Some(lf + 1));
+        }
+        from = lf + 1;
+    }
+    Ok(None)
 }
 
 /// Parses a complete head (ending with the blank line).
@@ -408,6 +523,12 @@ fn parse_header(
         once(&mut parts.version)?;
     } else if is("origin") {
         once(&mut parts.origin)?;
+    } else if is("content-length") {
+        parts.body |= value != b"0";
+    } else if is("transfer-encoding") {
+        parts.body = true;
+    } else if is("expect") {
+        parts.expect = true;
     }
     Ok(())
 }

@@ -104,9 +104,22 @@ impl Task {
         let handshake = Handshake::read(timed, &self.config)?;
         let request = handshake.request();
         if !request.is_upgrade() {
+            // What `accept` would answer: 405 for a method other than GET,
+            // 426 for a GET without the upgrade headers.
+            let refusal = request
+                .validate(&self.config)
+                .err()
+                .unwrap_or(HandshakeError::NotUpgrade);
+            // A request naming `Upgrade: websocket` asks for a WebSocket,
+            // with the wrong method or without `Connection: upgrade`: it
+            // gets the same refusal as from `accept`, never a page.
+            if request.asks_websocket() {
+                handshake.respond(&Response::refusal(refusal))?;
+                return Err(Error::Handshake(refusal));
+            }
             let response = match &self.on_http {
                 Some(respond) => respond(&request),
-                None => Response::refusal(HandshakeError::NotUpgrade),
+                None => Response::refusal(refusal),
             };
             handshake.respond(&response)?;
             return Ok(None);

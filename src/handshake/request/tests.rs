@@ -2,12 +2,15 @@
 
 use super::*;
 
+/// The request of RFC 6455 §1.2, but same-origin: the RFC's page on
+/// `http://example.com` opening a socket to `server.example.com` is a
+/// cross-origin request, refused by default (see `cross_origin_refused`).
 const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
     Host: server.example.com\r\n\
     Upgrade: websocket\r\n\
     Connection: Upgrade\r\n\
     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-    Origin: http://example.com\r\n\
+    Origin: http://server.example.com\r\n\
     Sec-WebSocket-Protocol: chat, superchat\r\n\
     Sec-WebSocket-Version: 13\r\n\r\n";
 
@@ -63,7 +66,7 @@ fn parts_of_the_rfc_request() {
     );
     assert_eq!(r.minor_version(), 1);
     assert_eq!(r.host(), Some("server.example.com"));
-    assert_eq!(r.origin(), Some("http://example.com"));
+    assert_eq!(r.origin(), Some("http://server.example.com"));
     assert_eq!(r.header("SEC-WEBSOCKET-VERSION"), Some("13"));
     assert_eq!(r.headers().count(), 7);
     assert!(r.is_upgrade());
@@ -208,7 +211,7 @@ fn malformed_requests_get_400() {
         ),
         (
             b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
-            HandshakeError::InvalidHeader,
+            HandshakeError::BareLineFeed,
         ),
     ];
     for (wire, expected) in cases {
@@ -337,21 +340,237 @@ fn upgrade_checks_in_order() {
     }
 }
 
+/// The validation of `wire`, sent as an upgrade with `Origin: origin`
+/// (none if empty), under `config`.
+fn with_origin(origin: &str, config: &Config) -> Result<AcceptKey, HandshakeError> {
+    let line = if origin.is_empty() {
+        String::new()
+    } else {
+        format!("Origin: {origin}")
+    };
+    let wire = request_with("Origin:", &line);
+    parse(&wire).unwrap().validate(config)
+}
+
 #[test]
-fn origin_allow_list() {
-    let request = parse(RFC_REQUEST).unwrap();
+fn same_origin_is_accepted_by_default() {
+    let config = Config::default();
+    for origin in [
+        "http://server.example.com",
+        "HTTP://Server.Example.Com",
+        "http://server.example.com:80",
+        // Behind a proxy that ends TLS, the Host has no port either.
+        "https://server.example.com",
+    ] {
+        assert!(with_origin(origin, &config).is_ok(), "{origin}");
+    }
+    // No Origin header: not a browser, not checked.
+    assert!(with_origin("", &config).is_ok());
+}
+
+#[test]
+fn cross_origin_refused() {
+    let config = Config::default();
+    for origin in [
+        // The RFC's own example: a page on example.com, a socket to server.example.com.
+        "http://example.com",
+        "http://evil.example",
+        "null",
+        "http://server.example.com.evil.example",
+        "http://evil.example/server.example.com",
+        "http://server.example.com:8080",
+        "https://server.example.com:8443",
+        "file://",
+        "server.example.com",
+        "",
+    ]
+    .into_iter()
+    .filter(|o| !o.is_empty())
+    {
+        assert_eq!(
+            with_origin(origin, &config),
+            Err(HandshakeError::OriginRefused),
+            "{origin}"
+        );
+    }
+    assert_eq!(HandshakeError::OriginRefused.status(), 403);
+}
+
+#[test]
+fn allowed_origins_add_to_same_origin() {
     let config = Config::default().allowed_origins(["http://board.local"]);
+    assert!(with_origin("http://board.local", &config).is_ok());
+    assert!(with_origin("HTTP://BOARD.LOCAL", &config).is_ok());
+    assert!(with_origin("http://server.example.com", &config).is_ok());
     assert_eq!(
-        request.validate(&config),
+        with_origin("http://evil.example", &config),
         Err(HandshakeError::OriginRefused)
     );
-    assert_eq!(HandshakeError::OriginRefused.status(), 403);
-    let config = Config::default().allowed_origins(["HTTP://EXAMPLE.COM"]);
-    assert!(request.validate(&config).is_ok());
-    // No Origin header: not a browser, allowed.
-    let wire = request_with("Origin:", "");
-    let config = Config::default().allowed_origins(["http://board.local"]);
-    assert!(parse(&wire).unwrap().validate(&config).is_ok());
+    assert_eq!(
+        with_origin("null", &config),
+        Err(HandshakeError::OriginRefused)
+    );
+    let any = Config::default().allowed_origins(["*"]);
+    for origin in ["http://evil.example", "null", "anything at all"] {
+        assert!(with_origin(origin, &any).is_ok(), "{origin}");
+    }
+}
+
+#[test]
+fn upgrade_with_a_body_or_an_expectation_is_refused() {
+    let add = |line: &str| request_with("X-None", line);
+    for line in [
+        "Content-Length: 5",
+        "Content-Length: 00",
+        "content-length: x",
+        "Transfer-Encoding: chunked",
+        "Transfer-Encoding: identity",
+    ] {
+        assert_eq!(
+            refusal(&add(line)),
+            HandshakeError::UnexpectedBody,
+            "{line}"
+        );
+    }
+    assert!(parse(&add("Content-Length: 0"))
+        .unwrap()
+        .validate(&Config::default())
+        .is_ok());
+    for line in ["Expect: 100-continue", "Expect: something-else"] {
+        assert_eq!(
+            refusal(&add(line)),
+            HandshakeError::ExpectationFailed,
+            "{line}"
+        );
+    }
+    let mut both = add("Expect: 100-continue");
+    both.truncate(both.len() - 2);
+    both.extend_from_slice(b"Content-Length: 5\r\n\r\n");
+    assert_eq!(refusal(&both), HandshakeError::ExpectationFailed);
+    assert_eq!(HandshakeError::UnexpectedBody.status(), 400);
+    assert_eq!(HandshakeError::ExpectationFailed.status(), 417);
+    // A page request may carry a body: that is the application's business.
+    let post = b"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+    assert_eq!(
+        parse(post).unwrap().check_host(&Config::default(), None),
+        Ok(())
+    );
+}
+
+#[test]
+fn bare_lf_is_refused_as_soon_as_it_arrives() {
+    for wire in [
+        &b"GET / HTTP/1.1\nHost: a\n\n"[..],
+        b"GET / HTTP/1.1\n",
+        b"\n",
+        b"GET / HTTP/1.1\r\nHost: a\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+    ] {
+        assert_eq!(
+            Request::parse(wire, &Config::default()),
+            Err(HandshakeError::BareLineFeed),
+            "{:?}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+    // After the head, an LF is the client's first frame's business.
+    let mut wire = RFC_REQUEST.to_vec();
+    wire.extend_from_slice(b"\n\n");
+    assert_eq!(parse(&wire).unwrap().len(), RFC_REQUEST.len());
+    assert_eq!(HandshakeError::BareLineFeed.status(), 400);
+}
+
+fn host_check(wire: &[u8], hostname: Option<&str>, config: &Config) -> Result<(), HandshakeError> {
+    parse(wire).unwrap().check_host(config, hostname)
+}
+
+#[test]
+fn host_is_required_and_well_formed() {
+    let config = Config::default();
+    let check = |wire: &[u8]| host_check(wire, None, &config);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400, pages too.
+    assert_eq!(
+        check(b"GET / HTTP/1.1\r\n\r\n"),
+        Err(HandshakeError::MissingHost)
+    );
+    assert_eq!(check(b"GET / HTTP/1.0\r\n\r\n"), Ok(()));
+    for host in ["", "a b", "board:http", "[::1", "user@board", "board:99999"] {
+        let wire = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_eq!(
+            check(wire.as_bytes()),
+            Err(HandshakeError::InvalidHost),
+            "{host:?}"
+        );
+    }
+    assert_eq!(HandshakeError::MissingHost.status(), 400);
+    assert_eq!(HandshakeError::InvalidHost.status(), 400);
+}
+
+#[test]
+fn absolute_form_target_must_name_the_host() {
+    let config = Config::default();
+    let check = |wire: &[u8]| host_check(wire, None, &config);
+    assert_eq!(
+        check(b"GET ws://board.local:8080/ws HTTP/1.1\r\nHost: board.local:8080\r\n\r\n"),
+        Ok(())
+    );
+    assert_eq!(
+        check(b"GET http://Board.Local/ HTTP/1.1\r\nHost: board.local:80\r\n\r\n"),
+        Ok(())
+    );
+    for wire in [
+        &b"GET ws://evil.example/ws HTTP/1.1\r\nHost: board.local\r\n\r\n"[..],
+        b"GET ws://board.local:8081/ws HTTP/1.1\r\nHost: board.local:8080\r\n\r\n",
+        b"GET wss://board.local:80/ws HTTP/1.1\r\nHost: board.local\r\n\r\n",
+    ] {
+        assert_eq!(
+            check(wire),
+            Err(HandshakeError::HostMismatch),
+            "{:?}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+    assert_eq!(HandshakeError::HostMismatch.status(), 400);
+}
+
+#[test]
+fn host_must_name_this_server() {
+    let wire = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let default = Config::default();
+    for host in [
+        "192.168.1.20:8080",
+        "[fe80::1]:8080",
+        "localhost:8080",
+        "raspberrypi.local:8080",
+        "raspberrypi",
+    ] {
+        assert_eq!(
+            host_check(wire(host).as_bytes(), None, &default),
+            Ok(()),
+            "{host}"
+        );
+    }
+    // An attacker's name pointed at the board by their DNS.
+    let rebound = wire("rebind.evil.example:8080");
+    assert_eq!(
+        host_check(rebound.as_bytes(), None, &default),
+        Err(HandshakeError::HostRefused)
+    );
+    assert_eq!(HandshakeError::HostRefused.status(), 421);
+    // The machine's own name, and configured ones.
+    let named = wire("board.example.com");
+    assert_eq!(
+        host_check(named.as_bytes(), Some("board.example.com"), &default),
+        Ok(())
+    );
+    assert_eq!(
+        host_check(named.as_bytes(), Some("board"), &default),
+        Err(HandshakeError::HostRefused)
+    );
+    let config = Config::default().allowed_hosts([".example.com"]);
+    assert_eq!(host_check(named.as_bytes(), None, &config), Ok(()));
+    let any = Config::default().allowed_hosts(["*"]);
+    assert_eq!(host_check(rebound.as_bytes(), None, &any), Ok(()));
 }
 
 #[test]

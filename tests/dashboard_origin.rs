@@ -1,0 +1,137 @@
+//! The dashboard example, run as shipped (no flag but its address), keeps
+//! other sites out: a WebSocket from another origin gets 403, a page or
+//! WebSocket for a rebound host name gets 421, and the page's own origin
+//! is served. (`tests/browser.rs` runs it in Chromium; this checks the
+//! refusals, which a browser would not show.)
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use boardcast::HandshakeError;
+use support::{read_head, request, tcp, upgrade_request, HttpResponse};
+
+/// The dashboard example's process, killed and reaped when dropped.
+struct Dashboard {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Dashboard {
+    /// Builds the example (as `tests/browser.rs` does), starts it on
+    /// `127.0.0.1:0`, and reads the address it prints.
+    fn start() -> Dashboard {
+        support::init_logging();
+        let mut child = Command::new(example_binary())
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the dashboard example");
+        let stdout = child.stdout.take().unwrap();
+        // "dashboard: open http://127.0.0.1:PORT/", after any notes on
+        // missing sensors; bounded, in case it never comes.
+        let addr = support::bounded("dashboard-stdout", move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| {
+                    let url = line.strip_prefix("dashboard: open http://")?;
+                    url.trim_end_matches('/').parse::<SocketAddr>().ok()
+                })
+        });
+        let mut dashboard = Dashboard {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        // Killed by the drop if this fails.
+        dashboard.addr = addr.join().expect("the dashboard printed its address");
+        dashboard
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn example_binary() -> PathBuf {
+    // This test runs as target/<profile>/deps/dashboard_origin-<hash>.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--example", "dashboard"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            build.arg("--release");
+        }
+        Some(profile) => {
+            build.args(["--profile", profile]);
+        }
+    }
+    // Usually built already by `cargo test`; a cold build on a loaded board
+    // may take minutes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(build.status()));
+    let status = rx
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("cargo build --example dashboard did not finish in 300 s");
+    assert!(
+        status.expect("run cargo build").success(),
+        "cargo build --example dashboard failed"
+    );
+    profile_dir.join("examples").join("dashboard")
+}
+
+/// An upgrade to `/ws` with these `Host` and `Origin` headers.
+fn upgrade(host: &str, origin: &str) -> Vec<u8> {
+    upgrade_request("/ws", &format!("Origin: {origin}\r\n"))
+        .replacen("Host: 127.0.0.1\r\n", &format!("Host: {host}\r\n"), 1)
+        .into_bytes()
+}
+
+#[test]
+fn the_dashboard_refuses_other_sites_with_no_flag() {
+    let dashboard = Dashboard::start();
+    let addr = dashboard.addr;
+    let port = addr.port();
+
+    // Its own page and WebSocket, as a browser on http://127.0.0.1:PORT/ asks.
+    let page = request(
+        addr,
+        format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(page.status, 200);
+    let mut stream = tcp(addr);
+    stream
+        .write_all(&upgrade(&addr.to_string(), &format!("http://{addr}")))
+        .unwrap();
+    let response = HttpResponse::parse(&read_head(&mut stream), Vec::new());
+    assert_eq!(response.status, 101, "{response:?}");
+    drop(stream);
+
+    // Another site's page opening the board's WebSocket.
+    let hijack = request(addr, &upgrade(&addr.to_string(), "http://evil.example"));
+    assert_eq!(hijack.status_line, "HTTP/1.1 403 Forbidden");
+    assert_eq!(hijack.body_text(), HandshakeError::OriginRefused.reason());
+
+    // A page on the attacker's name, rebound to the board: same-origin in
+    // the browser's eyes.
+    let evil = format!("rebind.evil.example:{port}");
+    let rebound = request(addr, &upgrade(&evil, &format!("http://{evil}")));
+    assert_eq!(rebound.status_line, "HTTP/1.1 421 Misdirected Request");
+    let page = request(
+        addr,
+        format!("GET / HTTP/1.1\r\nHost: {evil}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(page.status, 421);
+    assert_eq!(page.body_text(), HandshakeError::HostRefused.reason());
+}
