@@ -93,6 +93,24 @@ pub struct Config {
     /// `write_timeout`. A single message larger than this waits for an
     /// empty queue.
     pub queue_bytes: usize,
+    /// How long a message may take to arrive, from the first byte of its
+    /// first frame to the last byte of its last one (a control frame counts
+    /// as a message of its own). Past it the connection is failed with close
+    /// code 1008 (policy violation) and [`ProtocolError::MessageTooSlow`].
+    /// `None` disables it.
+    ///
+    /// Default 30 s. Keepalive cannot catch a peer that announces a large
+    /// frame and trickles its payload (any byte counts as an answer), so
+    /// without this a trickle of one byte every 2 s holds a connection for
+    /// the 28 hours a 200 KiB message takes; with it, the trickle is cut 30 s
+    /// after it began, within a minute. Honest peers are far from it: a
+    /// message of the full default
+    /// [`max_message_size`](Config#structfield.max_message_size), 256 KiB,
+    /// needs only 70 kbit/s to arrive in time, and a command from a browser
+    /// arrives in one read. Raise it for large messages over slow links.
+    ///
+    /// [`ProtocolError::MessageTooSlow`]: crate::ProtocolError::MessageTooSlow
+    pub message_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -115,6 +133,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             queue_messages: 32,
             queue_bytes: 256 << 10,
+            message_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -227,6 +246,12 @@ impl Config {
     /// Sets [`queue_bytes`](Config#structfield.queue_bytes).
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
+        self
+    }
+
+    /// Sets [`message_timeout`](Config#structfield.message_timeout).
+    pub fn message_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.message_timeout = timeout;
         self
     }
 }

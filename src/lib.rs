@@ -172,7 +172,7 @@ mod server;
 mod socket;
 
 pub use config::Config;
-pub use connection::{accept, Connection, Handshake, Reader, Writer};
+pub use connection::{accept, Connection, Handshake, Reader, Timeouts, Writer};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use handshake::{Accept, Request, Response};
 pub use hub::{Hub, Policy, Published, Stats};

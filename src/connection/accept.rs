@@ -2,9 +2,11 @@
 //! as a WebSocket or answer it with a page or a refusal.
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::clock::Clock;
+use crate::connection::{Connection, Timeouts};
 use crate::error::{Error, HandshakeError};
 use crate::handshake::{Accept, AcceptKey, Parts, Request, Response, Status};
 use crate::protocol::{Inbound, Role};
@@ -16,11 +18,28 @@ use crate::protocol::{Inbound, Role};
 /// 405, 426 or 431, with a plain-text reason). To serve pages on the same
 /// port, add headers or decide per request, use [`Handshake`].
 ///
+/// Over a stream that takes [`Timeouts`] (a `TcpStream`), the connection
+/// keeps every time limit of `config` as the [`Server`](crate::Server)
+/// does: the whole request must arrive within
+/// [`handshake_timeout`](Config#structfield.handshake_timeout), writes
+/// block at most [`write_timeout`](Config#structfield.write_timeout), and
+/// [`Connection::recv`] pings a quiet peer, cuts one that does not answer
+/// and fails a message that arrives too slowly (see the connection's [time
+/// limits](Connection#time-limits)). A stream whose [`Timeouts`] do
+/// nothing gets none of them.
+///
+/// `accept` does not bound how many connections are served at once: cap
+/// them yourself (the crate's echo example shows how), or use the
+/// [`Server`](crate::Server), which does.
+///
 /// # Errors
 ///
 /// [`Error::Handshake`] after a refusal was sent, [`Error::Io`] if the
-/// stream fails or ends first.
-pub fn accept<S: Read + Write>(stream: S, config: &Config) -> Result<Connection<S>, Error> {
+/// stream fails, ends or times out first.
+pub fn accept<S: Read + Write + Timeouts>(
+    stream: S,
+    config: &Config,
+) -> Result<Connection<S>, Error> {
     Handshake::read(stream, config)?.accept(Accept::new())
 }
 
@@ -56,17 +75,25 @@ pub struct Handshake<'c, S> {
     parts: Parts,
 }
 
-impl<'c, S: Read + Write> Handshake<'c, S> {
+impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     /// Reads a request head from `stream`, at most
     /// [`Config::max_request_size`](Config#structfield.max_request_size)
-    /// bytes. Set a read timeout on the stream first to drop clients that
-    /// trickle their request.
+    /// bytes, within
+    /// [`handshake_timeout`](Config#structfield.handshake_timeout) of this
+    /// call: a deadline for the whole request, not for each read, so a
+    /// client that trickles its request (slowloris) is dropped when it runs
+    /// out. Sets the stream's write timeout to
+    /// [`write_timeout`](Config#structfield.write_timeout). A stream whose
+    /// [`Timeouts`] do nothing can take as long as it likes.
     ///
     /// # Errors
     ///
     /// [`Error::Handshake`] for a malformed or oversized request, after its
-    /// 400 or 431 reply was sent; [`Error::Io`] if the stream fails or ends.
+    /// 400 or 431 reply was sent; [`Error::Io`] if the stream fails or ends,
+    /// or `TimedOut` when the deadline passes first.
     pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
+        let deadline = Instant::now() + config.handshake_timeout;
+        stream.set_write_timeout(Some(config.write_timeout))?;
         let limit = config.max_request_size.max(1);
         // 2 KiB holds a browser's request. Being over glibc's per-thread
         // cache limit (1 KiB), it goes back to the shared heap when freed
@@ -77,6 +104,11 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             if filled == buf.len() {
                 buf.resize((buf.len() * 2).min(limit), 0);
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            stream.set_read_timeout(Some(left))?;
             let n = match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -87,6 +119,14 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && Instant::now() >= deadline =>
+                {
+                    return Err(timed_out())
+                }
                 Err(e) => return Err(e.into()),
             };
             filled += n;
@@ -114,7 +154,9 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
 
     /// Accepts the upgrade: checks it (RFC 6455 §4.2.1 and the origin
     /// allow-list), selects a subprotocol unless `accept` names one, and
-    /// sends `101 Switching Protocols` with `accept`'s headers.
+    /// sends `101 Switching Protocols` with `accept`'s headers. The
+    /// connection keeps the configuration's [time
+    /// limits](Connection#time-limits).
     ///
     /// # Errors
     ///
@@ -123,10 +165,12 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     pub fn accept(mut self, accept: Accept) -> Result<Connection<S>, Error> {
         let key = self.check()?;
         let inbound = Inbound::with_received(Role::Server, self.config, self.after_head());
-        Ok(Connection::new(
+        let config = self.config;
+        Ok(Connection::timed(
             self.switch(accept, &key)?,
             inbound,
             Role::Server,
+            config,
         ))
     }
 
@@ -147,6 +191,7 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             inbound: Inbound::with_received(Role::Server, self.config, self.after_head()),
             head: self.buf[..self.request().len()].to_vec(),
             parts: self.parts,
+            clock: Clock::message_only(self.config),
         })
     }
 
@@ -211,7 +256,8 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
         Ok(())
     }
 
-    /// The stream, for requests the application answers itself.
+    /// The stream, for requests the application answers itself. It keeps
+    /// the timeouts [`read`](Self::read) set.
     pub fn into_inner(self) -> S {
         self.stream
     }
@@ -226,6 +272,8 @@ pub(crate) struct Received {
     pub(crate) inbound: Inbound,
     pub(crate) head: Vec<u8>,
     pub(crate) parts: Parts,
+    /// The message deadline (the server's writer thread keeps the others).
+    pub(crate) clock: Clock,
 }
 
 /// Sends the refusal for `error` and returns it as an [`Error`].
@@ -237,6 +285,10 @@ fn refuse<W: Write>(stream: &mut W, error: HandshakeError) -> Error {
         log::debug!("could not send the refusal: {e}");
     }
     Error::Handshake(error)
+}
+
+fn timed_out() -> Error {
+    io::Error::new(io::ErrorKind::TimedOut, "handshake timed out").into()
 }
 
 fn write_all<W: Write>(stream: &mut W, bytes: &[u8]) -> io::Result<()> {

@@ -1,14 +1,16 @@
 //! What every driver of a connection shares (the plain [`Connection`],
 //! the split [`Reader`], the server's clients): the receive loop, which
-//! sends what [`Reply`] says a received frame is owed, and the writing of
-//! a frame.
+//! sends what [`Reply`] says a received frame is owed and keeps the
+//! [`Clock`]'s deadlines, and the writing of a frame.
 //!
 //! [`Connection`]: super::Connection
 //! [`Reader`]: super::Reader
 
 use std::io::{self, IoSlice, Write};
+use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use crate::connection::clock::{Clock, Due};
+use crate::error::{Error, ProtocolError};
 use crate::frame::Frame;
 use crate::message::Message;
 use crate::protocol::{Inbound, Reply};
@@ -33,6 +35,12 @@ pub(crate) trait Duplex {
     /// close frame already had (a pong is then dropped, and a close reply
     /// finishes the handshake).
     fn reply(&mut self, reply: &Reply<'_>) -> Result<bool, Error>;
+    /// Sends a keepalive ping (only asked of a driver whose [`Clock`]
+    /// pings).
+    fn ping(&mut self) -> Result<(), Error>;
+    /// Sets how long a read may block (only asked of a driver whose
+    /// [`Clock`] has deadlines).
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
     /// Whether our close frame has gone out.
     fn is_closing(&self) -> bool;
     /// Whether the link has been quiet, so the next read may use a small
@@ -56,11 +64,15 @@ pub(crate) fn write_fails(stream: &(impl Socket + ?Sized)) -> bool {
 }
 
 /// The receive loop of every driver ([`Connection`], [`Reader`], the
-/// server's clients): reads until a message is complete, and sends what
-/// [`Reply`] says it is owed.
+/// server's clients): reads until a message is complete, sends what
+/// [`Reply`] says it is owed, and keeps the `clock`'s deadlines through the
+/// stream's read timeout: a keepalive ping after a quiet spell, the
+/// connection cut (`TimedOut`) when nothing answers it, and failed with
+/// [`ProtocolError::MessageTooSlow`] when a message takes too long.
 pub(crate) fn recv(
     inbound: &mut Inbound,
     done: &mut bool,
+    clock: &mut Clock,
     io: &mut impl Duplex,
 ) -> Result<Option<Message>, Error> {
     loop {
@@ -72,7 +84,15 @@ pub(crate) fn recv(
                 if let Some(reply) = Reply::to(&message) {
                     let closing = matches!(message, Message::Close(_));
                     *done |= closing;
-                    let sent = io.reply(&reply)?;
+                    let sent = match io.reply(&reply) {
+                        Ok(sent) => sent,
+                        Err(e) => {
+                            // A write that failed or timed out may have left
+                            // part of a frame: nothing more can follow it.
+                            *done = true;
+                            return Err(e);
+                        }
+                    };
                     if closing {
                         log::debug!(
                             "close {} by peer: {message:?}",
@@ -80,24 +100,69 @@ pub(crate) fn recv(
                         );
                     }
                 }
+                // The next message's deadline starts with its own first
+                // byte; put back the idle read timeout now, not at the next
+                // read, in case the caller sets one of its own meanwhile.
+                clock.receiving(inbound.is_receiving());
+                if let Some(wait) = clock.arm(Instant::now()) {
+                    if io.set_read_timeout(wait).is_err() {
+                        clock.disarm();
+                    }
+                }
                 return Ok(Some(message));
             }
             Ok(None) => {}
-            Err(violation) => {
+            Err(violation) => return Err(fail(violation, done, io)),
+        }
+        clock.receiving(inbound.is_receiving());
+        let now = Instant::now();
+        match clock.due(now, io.is_closing()) {
+            None => {}
+            Some(Due::Message) => return Err(fail(ProtocolError::MessageTooSlow, done, io)),
+            Some(Due::Pong) => {
                 *done = true;
-                log::info!("failing connection: {violation}");
-                if let Err(e) = io.reply(&Reply::to_violation(violation)) {
-                    log::debug!("could not send the close frame: {e}");
+                log::info!("closing a connection that did not answer a ping");
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer to the keepalive ping",
+                )
+                .into());
+            }
+            Some(Due::Close) => {
+                *done = true;
+                log::debug!("no close frame in answer to ours: giving up");
+                return Ok(None);
+            }
+            Some(Due::Ping) => {
+                if let Err(e) = io.ping() {
+                    *done = true;
+                    return Err(e);
                 }
-                return Err(Error::Protocol(violation));
+                clock.pinged(now);
+            }
+        }
+        if let Some(wait) = clock.arm(now) {
+            if let Err(e) = io.set_read_timeout(wait) {
+                *done = true;
+                return Err(e.into());
             }
         }
         inbound.set_cold(io.is_cold());
         let n = match io.read(inbound.buffer()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A read timeout leaves the connection usable: the caller may
-            // ping and call again.
+            // A timeout the clock set: a deadline to check.
+            Err(e)
+                if clock.is_armed()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                continue
+            }
+            // A read timeout of the caller's leaves the connection usable:
+            // the caller may ping and call again.
             Err(e)
                 if matches!(
                     e.kind(),
@@ -130,6 +195,19 @@ pub(crate) fn recv(
             )
             .into());
         }
+        clock.received(Instant::now());
         inbound.commit(n);
     }
+}
+
+/// Fails the connection for the peer's `violation`: the one place a close
+/// frame with its code is sent (§7.1.7), whether the protocol found it or
+/// the clock did.
+fn fail(violation: ProtocolError, done: &mut bool, io: &mut impl Duplex) -> Error {
+    *done = true;
+    log::info!("failing connection: {violation}");
+    if let Err(e) = io.reply(&Reply::to_violation(violation)) {
+        log::debug!("could not send the close frame: {e}");
+    }
+    Error::Protocol(violation)
 }
