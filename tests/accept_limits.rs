@@ -212,3 +212,48 @@ fn peer_that_never_reads_cannot_pin_the_thread_in_a_write() {
         received.len()
     );
 }
+
+#[test]
+fn connection_read_timeout_returns_would_block_and_keepalive_runs_across_it() {
+    // `recv` gives up every 50 ms; the ping is due after 300 ms of silence,
+    // which only a clock kept across calls can see.
+    let config = Config::default()
+        .ping_interval(Some(ms(300)))
+        .pong_timeout(ms(2000));
+    let server = Server::spawn(1, move |stream| -> Result<(usize, Vec<Message>), Error> {
+        let mut connection = boardcast::accept(stream, &config)?;
+        connection.set_read_timeout(Some(ms(50)));
+        let (mut ticks, mut received) = (0, Vec::new());
+        loop {
+            match connection.recv() {
+                Ok(Some(message)) => received.push(message),
+                Ok(None) => return Ok((ticks, received)),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => ticks += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let mut stream = support::raw_upgrade(server.addr(), "/");
+    let ping = support::read_frame(&mut stream).expect("a ping");
+    assert_eq!(ping.opcode, op::PING, "{ping:?}");
+    stream
+        .write_all(&support::client_frame(true, op::PONG, &ping.payload))
+        .unwrap();
+    stream
+        .write_all(&support::client_frame(true, op::TEXT, b"done"))
+        .unwrap();
+    stream.write_all(&support::client_close(1000, "")).unwrap();
+    let close = loop {
+        let frame = support::read_frame(&mut stream).expect("the close answer");
+        if frame.opcode != op::PING {
+            break frame;
+        }
+    };
+    assert_eq!(close.close_code(), Some(1000));
+    let (ticks, received) = server.result().expect("a clean close");
+    assert!(ticks >= 2, "recv returned WouldBlock {ticks} times");
+    assert!(
+        received.contains(&Message::Text("done".into())),
+        "{received:?}"
+    );
+}

@@ -21,6 +21,10 @@ pub(crate) struct Clock {
     /// else waits).
     close_timeout: Option<Duration>,
     message_timeout: Option<Duration>,
+    /// How long one `recv` may wait for a message, the caller's choice.
+    read_timeout: Option<Duration>,
+    /// When the current `recv` gives up, by `read_timeout`.
+    recv_until: Option<Instant>,
     /// When bytes last arrived.
     received: Instant,
     /// When our keepalive ping went out, until anything arrives.
@@ -44,6 +48,8 @@ pub(crate) enum Due {
     Close,
     /// The frame or message on its way did not arrive whole in time.
     Message,
+    /// The caller's read timeout passed with no message.
+    ReadTimeout,
 }
 
 impl Clock {
@@ -54,6 +60,8 @@ impl Clock {
             pong_timeout: Duration::ZERO,
             close_timeout: None,
             message_timeout: None,
+            read_timeout: None,
+            recv_until: None,
             received: Instant::now(),
             ping_sent: None,
             receiving_since: None,
@@ -83,6 +91,17 @@ impl Clock {
             message_timeout: config.message_timeout,
             ..Clock::off()
         }
+    }
+
+    /// Sets how long one `recv` may wait for a message (`None`: until one
+    /// comes); at least a millisecond, so that a `recv` always reads.
+    pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+    }
+
+    /// Records that a `recv` starts at `now`.
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.recv_until = self.read_timeout.map(|t| now + t);
     }
 
     /// Records a read that brought bytes, at `now`: anything received
@@ -126,6 +145,8 @@ impl Clock {
             Some(Due::Pong)
         } else if self.ping_sent.is_none() && passed(Some(self.received), self.ping_interval) {
             Some(Due::Ping)
+        } else if passed(self.recv_until, Some(Duration::ZERO)) {
+            Some(Due::ReadTimeout)
         } else {
             None
         }
@@ -152,6 +173,9 @@ impl Clock {
         if let (Some(since), Some(limit)) = (self.receiving_since, self.message_timeout) {
             at(since + limit);
         }
+        if let Some(until) = self.recv_until {
+            at(until);
+        }
         // A zero timeout is refused by `set_read_timeout`; `due` ran first,
         // so a deadline this close is a rounding away.
         let wait = due.map(|d| {
@@ -169,12 +193,6 @@ impl Clock {
     /// out means a deadline to check rather than the caller's own timeout.
     pub(crate) fn is_armed(&self) -> bool {
         matches!(self.armed, Some(Some(_)))
-    }
-
-    /// Forgets the read timeout set on the stream, after an error left it
-    /// unknown.
-    pub(crate) fn disarm(&mut self) {
-        self.armed = None;
     }
 }
 
@@ -274,6 +292,30 @@ mod tests {
         assert!(clock.is_armed());
         clock.receiving(false);
         assert_eq!(clock.arm(t0), Some(None));
+    }
+
+    #[test]
+    fn the_callers_read_timeout_runs_per_recv() {
+        let mut clock = Clock::keepalive(&config());
+        clock.set_read_timeout(Some(Duration::from_secs(1)));
+        let t0 = Instant::now();
+        clock.received(t0);
+        clock.start(t0);
+        assert_eq!(clock.arm(t0), Some(Some(Duration::from_secs(1))));
+        assert_eq!(
+            clock.due(t0 + Duration::from_secs(1), false),
+            Some(Due::ReadTimeout)
+        );
+        // The keepalive runs across calls that time out.
+        for s in 1..20 {
+            clock.start(t0 + Duration::from_secs(s));
+            assert_eq!(clock.due(t0 + Duration::from_secs(s), false), None);
+        }
+        clock.start(t0 + Duration::from_secs(20));
+        assert_eq!(
+            clock.due(t0 + Duration::from_secs(20), false),
+            Some(Due::Ping)
+        );
     }
 
     #[test]

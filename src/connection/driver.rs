@@ -67,14 +67,17 @@ pub(crate) fn write_fails(stream: &(impl Socket + ?Sized)) -> bool {
 /// server's clients): reads until a message is complete, sends what
 /// [`Reply`] says it is owed, and keeps the `clock`'s deadlines through the
 /// stream's read timeout: a keepalive ping after a quiet spell, the
-/// connection cut (`TimedOut`) when nothing answers it, and failed with
-/// [`ProtocolError::MessageTooSlow`] when a message takes too long.
+/// connection cut (`TimedOut`) when nothing answers it, failed with
+/// [`ProtocolError::MessageTooSlow`] when a message takes too long, and a
+/// `WouldBlock` error, the connection still usable, when the caller's read
+/// timeout passes with no message.
 pub(crate) fn recv(
     inbound: &mut Inbound,
     done: &mut bool,
     clock: &mut Clock,
     io: &mut impl Duplex,
 ) -> Result<Option<Message>, Error> {
+    clock.start(Instant::now());
     loop {
         if *done {
             return Ok(None);
@@ -101,14 +104,8 @@ pub(crate) fn recv(
                     }
                 }
                 // The next message's deadline starts with its own first
-                // byte; put back the idle read timeout now, not at the next
-                // read, in case the caller sets one of its own meanwhile.
+                // byte.
                 clock.receiving(inbound.is_receiving());
-                if let Some(wait) = clock.arm(Instant::now()) {
-                    if io.set_read_timeout(wait).is_err() {
-                        clock.disarm();
-                    }
-                }
                 return Ok(Some(message));
             }
             Ok(None) => {}
@@ -132,6 +129,13 @@ pub(crate) fn recv(
                 *done = true;
                 log::debug!("no close frame in answer to ours: giving up");
                 return Ok(None);
+            }
+            Some(Due::ReadTimeout) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "no message within the read timeout",
+                )
+                .into())
             }
             Some(Due::Ping) => {
                 if let Err(e) = io.ping() {

@@ -54,10 +54,14 @@ pub use timeouts::Timeouts;
 ///   gone out).
 ///
 /// To do that, `recv` owns the stream's read timeout: it sets it before it
-/// reads, and a read timing out is a deadline to check, not an error. A
-/// connection made with [`from_upgraded`](Self::from_upgraded) keeps no
-/// time limits and leaves the read timeout to you: a read timeout you set
-/// makes `recv` return the `WouldBlock` or `TimedOut` error, and the
+/// reads, and a read timing out is a deadline to check, not an error. To
+/// have `recv` give up waiting for a message after a while (to send
+/// something from the same thread, say), use the connection's own
+/// [`set_read_timeout`](Self::set_read_timeout), not the stream's.
+///
+/// A connection made with [`from_upgraded`](Self::from_upgraded) keeps no
+/// time limits and leaves the stream's read timeout to you: one you set
+/// makes `recv` return its `WouldBlock` or `TimedOut` error, and the
 /// connection stays usable.
 #[derive(Debug)]
 pub struct Connection<S> {
@@ -209,6 +213,47 @@ impl<S: Read + Write> Connection<S> {
     /// The stream, with any bytes already received and not yet decoded lost.
     pub fn into_inner(self) -> S {
         self.stream
+    }
+}
+
+impl<S: Read + Write + Timeouts> Connection<S> {
+    /// Sets how long [`recv`](Self::recv) waits for a message before it
+    /// returns an [`Error::Io`] of kind `WouldBlock`, after which the
+    /// connection is still usable: call `recv` again. `None` (the default)
+    /// waits until a message comes. The [time limits](#time-limits) run on
+    /// across such returns: a ping still goes out after `ping_interval` of
+    /// silence, however many `recv` calls it spans.
+    ///
+    /// Use this rather than the stream's own read timeout, which `recv`
+    /// sets for its deadlines. A `Duration::ZERO` counts as a millisecond,
+    /// so that `recv` always reads.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), boardcast::Error> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let (stream, _) = listener.accept()?;
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// let mut connection = boardcast::accept(stream, &boardcast::Config::default())?;
+    /// connection.set_read_timeout(Some(Duration::from_millis(100)));
+    /// loop {
+    ///     match connection.recv() {
+    ///         Ok(Some(message)) => println!("{message:?}"),
+    ///         Ok(None) => break,
+    ///         Err(boardcast::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+    ///             connection.send_text("tick")?;
+    ///         }
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.clock.set_read_timeout(timeout);
+        // Known to take timeouts here, whichever way it was made.
+        self.set_read_timeout = <S as Timeouts>::set_read_timeout;
     }
 }
 

@@ -221,9 +221,10 @@ impl Drop for Client {
             let deadline = Instant::now() + self.config.close_timeout;
             while !self.done {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || self.link.stream.set_read_timeout(Some(left)).is_err() {
+                if left.is_zero() {
                     break;
                 }
+                self.state.clock.set_read_timeout(Some(left));
                 if self.recv().is_err() && !self.done {
                     break;
                 }
