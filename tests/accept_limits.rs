@@ -257,3 +257,77 @@ fn connection_read_timeout_returns_would_block_and_keepalive_runs_across_it() {
         "{received:?}"
     );
 }
+
+/// Receives with `recv` returning `WouldBlock` every 50 ms, reporting each
+/// time on `ticks`, until a message comes; returns it.
+fn receive_through_timeouts(
+    connection: &mut boardcast::Connection<TcpStream>,
+    ticks: &std::sync::mpsc::Sender<()>,
+) -> Result<Message, Error> {
+    loop {
+        match connection.recv() {
+            Ok(Some(message)) if message.is_data() => return Ok(message),
+            Ok(other) => panic!("{other:?}"),
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = ticks.send(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends a 64 KiB message in two parts, the second once the server's
+/// `recv` has timed out three times in the middle of it.
+fn send_with_timeouts_between(
+    stream: &mut TcpStream,
+    ticks: &std::sync::mpsc::Receiver<()>,
+) -> Vec<u8> {
+    let payload: Vec<u8> = (0..64 << 10).map(|i: u32| (i % 251) as u8).collect();
+    let frame = support::client_frame(true, op::BINARY, &payload);
+    stream.write_all(&frame[..8 << 10]).unwrap();
+    for _ in 0..3 {
+        ticks.recv_timeout(TIMEOUT).expect("recv timed out");
+    }
+    stream.write_all(&frame[8 << 10..]).unwrap();
+    payload
+}
+
+#[test]
+fn read_timeouts_in_the_middle_of_a_message_lose_nothing() {
+    // A large payload is read straight into the message; a read that times
+    // out must give back the room it was lent.
+    let (ticks, ticked) = std::sync::mpsc::channel();
+    let server = Server::spawn(1, move |stream| {
+        let mut connection = boardcast::accept(stream, &Config::default())?;
+        connection.set_read_timeout(Some(ms(50)));
+        receive_through_timeouts(&mut connection, &ticks)
+    });
+    let mut stream = support::raw_upgrade(server.addr(), "/");
+    let payload = send_with_timeouts_between(&mut stream, &ticked);
+    match server.result() {
+        Ok(Message::Binary(got)) => assert!(got == payload, "{} bytes, changed", got.len()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn stream_read_timeouts_in_the_middle_of_a_message_lose_nothing() {
+    // The same with no time limits: a connection from `from_upgraded` and
+    // the stream's own read timeout.
+    let (ticks, ticked) = std::sync::mpsc::channel();
+    let server = Server::spawn(1, move |stream: TcpStream| {
+        stream.set_read_timeout(Some(ms(50)))?;
+        let mut connection = boardcast::Connection::from_upgraded(
+            stream,
+            boardcast::protocol::Role::Server,
+            &Config::default(),
+        );
+        receive_through_timeouts(&mut connection, &ticks)
+    });
+    let mut stream = support::tcp(server.addr());
+    let payload = send_with_timeouts_between(&mut stream, &ticked);
+    match server.result() {
+        Ok(Message::Binary(got)) => assert!(got == payload, "{} bytes, changed", got.len()),
+        other => panic!("{other:?}"),
+    }
+}

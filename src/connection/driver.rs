@@ -152,16 +152,25 @@ pub(crate) fn recv(
             }
         }
         inbound.set_cold(io.is_cold());
-        let n = match io.read(inbound.buffer()) {
+        let read = io.read(inbound.buffer());
+        if read.is_err() {
+            // Give back the part of a message the buffer lent for the read.
+            inbound.commit(0);
+        }
+        let n = match read {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A timeout the clock set: a deadline to check.
+            // The timeout the clock set: a deadline has passed. (A read
+            // timeout of the clock's never ends before its deadline, so a
+            // timeout with none due is someone else's, or a socket left
+            // non-blocking: the caller's, as below.)
             Err(e)
                 if clock.is_armed()
                     && matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
+                    )
+                    && clock.due(Instant::now(), io.is_closing()).is_some() =>
             {
                 continue
             }

@@ -260,7 +260,7 @@ impl<S: Read + Write + Timeouts> Connection<S> {
 impl<S: Socket + Read + Write> Connection<S> {
     /// Splits the connection so that one thread can block in
     /// [`Reader::recv`] while others send through [`Writer`]s, with no
-    /// polling and no read timeouts.
+    /// polling.
     ///
     /// Every frame is written whole under one lock, so the pongs and close
     /// replies the reader owes never interleave with the writers' frames.
