@@ -102,12 +102,14 @@ pub struct Config {
     /// Default 30 s. Keepalive cannot catch a peer that announces a large
     /// frame and trickles its payload (any byte counts as an answer), so
     /// without this a trickle of one byte every 2 s holds a connection for
-    /// the 28 hours a 200 KiB message takes; with it, the trickle is cut 30 s
-    /// after it began, within a minute. Honest peers are far from it: a
-    /// message of the full default
+    /// the 4.7 days a 200 KiB message takes; with it, the trickle is cut 30 s
+    /// after its first byte (well within a minute, whatever its pace: the
+    /// deadline is for the whole message, not for each read). Honest peers
+    /// are far from it: a message of the full default
     /// [`max_message_size`](Config#structfield.max_message_size), 256 KiB,
     /// needs only 70 kbit/s to arrive in time, and a command from a browser
-    /// arrives in one read. Raise it for large messages over slow links.
+    /// arrives in one read. Raise it for large messages over slow links,
+    /// and for a peer that streams one long fragmented message.
     ///
     /// [`ProtocolError::MessageTooSlow`]: crate::ProtocolError::MessageTooSlow
     pub message_timeout: Option<Duration>,
