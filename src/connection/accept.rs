@@ -92,8 +92,7 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     /// 400 or 431 reply was sent; [`Error::Io`] if the stream fails or ends,
     /// or `TimedOut` when the deadline passes first.
     pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
-        let deadline = Instant::now() + config.handshake_timeout;
-        stream.set_write_timeout(Some(config.write_timeout))?;
+        let deadline = start(&stream, config)?;
         let limit = config.max_request_size.max(1);
         // 2 KiB holds a browser's request. Being over glibc's per-thread
         // cache limit (1 KiB), it goes back to the shared heap when freed
@@ -104,11 +103,7 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
             if filled == buf.len() {
                 buf.resize((buf.len() * 2).min(limit), 0);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timed_out());
-            }
-            stream.set_read_timeout(Some(left))?;
+            wait_until(&stream, deadline)?;
             let n = match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -287,6 +282,27 @@ fn refuse<W: Write>(stream: &mut W, error: HandshakeError) -> Error {
     Error::Handshake(error)
 }
 
+/// Sets the write timeout; returns the handshake's deadline. Not inlined,
+/// as the helpers below: a connection thread keeps every stack page it
+/// touched, and these calls' frames stay beside the request parser's.
+#[inline(never)]
+fn start<S: Timeouts>(stream: &S, config: &Config) -> Result<Instant, Error> {
+    stream.set_write_timeout(Some(config.write_timeout))?;
+    Ok(Instant::now() + config.handshake_timeout)
+}
+
+/// Lets the next read wait until `deadline`, or fails if it has passed.
+#[inline(never)]
+fn wait_until<S: Timeouts>(stream: &S, deadline: Instant) -> Result<(), Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    stream.set_read_timeout(Some(left))?;
+    Ok(())
+}
+
+#[cold]
 fn timed_out() -> Error {
     io::Error::new(io::ErrorKind::TimedOut, "handshake timed out").into()
 }

@@ -9,6 +9,104 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 
+/// How a driver reaches its [`Clock`]: the server's client keeps one
+/// inline (on the heap, with the rest of its state); a [`Connection`] keeps
+/// a [`Time`], which makes its clock when the first read needs it.
+///
+/// [`Connection`]: crate::Connection
+pub(crate) trait Timekeeper {
+    /// The clock, made now if it is yet to be; `None` for a driver with no
+    /// time limits.
+    fn clock(&mut self) -> Option<&mut Clock>;
+    /// The clock, if it has been made.
+    fn made(&mut self) -> Option<&mut Clock>;
+}
+
+impl Timekeeper for Clock {
+    fn clock(&mut self) -> Option<&mut Clock> {
+        Some(self)
+    }
+
+    fn made(&mut self) -> Option<&mut Clock> {
+        Some(self)
+    }
+}
+
+/// A plain connection's time keeping. Small, because a `Connection` lives
+/// in its caller's stack frames, and a connection thread keeps every stack
+/// page it ever touched (a [`Clock`] inline cost an idle `examples/echo`
+/// connection a 4 KiB page more); and made lazily, so that accepting
+/// allocates nothing more: the clock is boxed by the first read that needs
+/// it.
+#[derive(Debug)]
+pub(crate) enum Time {
+    /// No time limits (a connection from `from_upgraded`).
+    Off,
+    /// The limits, until the first read.
+    Limits(Limits),
+    /// The clock.
+    On(Box<Clock>),
+}
+
+/// A connection's limits in milliseconds, [`NONE`] for none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    ping_interval: u32,
+    pong_timeout: u32,
+    close_timeout: u32,
+    message_timeout: u32,
+}
+
+/// No limit, in [`Limits`].
+const NONE: u32 = u32::MAX;
+
+fn millis(limit: Option<Duration>) -> u32 {
+    limit.map_or(NONE, |d| d.as_millis().min(u128::from(NONE - 1)) as u32)
+}
+
+fn duration(millis: u32) -> Option<Duration> {
+    (millis != NONE).then(|| Duration::from_millis(millis.into()))
+}
+
+impl Time {
+    /// Every time limit of `config`.
+    pub(crate) fn keepalive(config: &Config) -> Time {
+        Time::Limits(Limits {
+            ping_interval: millis(config.ping_interval),
+            pong_timeout: millis(Some(config.pong_timeout)),
+            close_timeout: millis(Some(config.close_timeout)),
+            message_timeout: millis(config.message_timeout),
+        })
+    }
+
+    /// Sets the caller's read timeout (see [`Clock::set_read_timeout`]),
+    /// making the clock if there is none.
+    pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        if let Time::Off = self {
+            *self = Time::On(Box::new(Clock::off()));
+        }
+        if let Some(clock) = self.clock() {
+            clock.set_read_timeout(timeout);
+        }
+    }
+}
+
+impl Timekeeper for Time {
+    fn clock(&mut self) -> Option<&mut Clock> {
+        if let Time::Limits(limits) = *self {
+            *self = Time::On(Box::new(Clock::from_limits(limits)));
+        }
+        self.made()
+    }
+
+    fn made(&mut self) -> Option<&mut Clock> {
+        match self {
+            Time::On(clock) => Some(clock),
+            _ => None,
+        }
+    }
+}
+
 /// A driver's deadlines, enforced through the stream's read timeout: each
 /// read waits at most until the earliest of them.
 #[derive(Debug, Clone)]
@@ -70,14 +168,14 @@ impl Clock {
         }
     }
 
-    /// Every deadline of `config`, for a connection that pings by itself:
+    /// Every deadline of `limits`, for a connection that pings by itself:
     /// a [`Connection`](crate::Connection) over a stream that takes timeouts.
-    pub(crate) fn keepalive(config: &Config) -> Clock {
+    fn from_limits(limits: Limits) -> Clock {
         Clock {
-            ping_interval: config.ping_interval,
-            pong_timeout: config.pong_timeout,
-            close_timeout: Some(config.close_timeout),
-            message_timeout: config.message_timeout,
+            ping_interval: duration(limits.ping_interval),
+            pong_timeout: duration(limits.pong_timeout).unwrap_or(Duration::MAX),
+            close_timeout: duration(limits.close_timeout),
+            message_timeout: duration(limits.message_timeout),
             armed: None,
             ..Clock::off()
         }
@@ -101,7 +199,7 @@ impl Clock {
 
     /// Records that a `recv` starts at `now`.
     pub(crate) fn start(&mut self, now: Instant) {
-        self.recv_until = self.read_timeout.map(|t| now + t);
+        self.recv_until = self.read_timeout.and_then(|t| now.checked_add(t));
     }
 
     /// Records a read that brought bytes, at `now`: anything received
@@ -134,7 +232,11 @@ impl Clock {
         if closing && self.closing_since.is_none() {
             self.closing_since = Some(now);
         }
-        let passed = |since: Option<Instant>, limit: Option<Duration>| matches!((since, limit), (Some(since), Some(limit)) if now >= since + limit);
+        // A limit past the end of time never passes.
+        let passed = |since: Option<Instant>, limit: Option<Duration>| {
+            matches!((since, limit), (Some(since), Some(limit))
+                if since.checked_add(limit).is_some_and(|end| now >= end))
+        };
         if passed(self.receiving_since, self.message_timeout) {
             Some(Due::Message)
         } else if passed(self.closing_since, self.close_timeout) {
@@ -159,22 +261,26 @@ impl Clock {
     /// unanswered, our close is out, or a message is late in arriving.
     pub(crate) fn arm(&mut self, now: Instant) -> Option<Option<Duration>> {
         let mut due: Option<Instant> = None;
-        let mut at = |t: Instant| due = Some(due.map_or(t, |d| d.min(t)));
+        let mut at = |since: Instant, limit: Duration| {
+            if let Some(t) = since.checked_add(limit) {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+        };
         match (self.closing_since, self.close_timeout) {
-            (Some(since), Some(limit)) => at(since + limit),
+            (Some(since), Some(limit)) => at(since, limit),
             _ => match (self.ping_sent, self.ping_interval) {
-                (Some(sent), _) => at(sent + self.pong_timeout),
+                (Some(sent), _) => at(sent, self.pong_timeout),
                 // Relative to this read, as the kernel's timeout is: a read
                 // that waits out the interval has seen a quiet interval.
-                (None, Some(interval)) => at(now + interval),
+                (None, Some(interval)) => at(now, interval),
                 (None, None) => {}
             },
         }
         if let (Some(since), Some(limit)) = (self.receiving_since, self.message_timeout) {
-            at(since + limit);
+            at(since, limit);
         }
         if let Some(until) = self.recv_until {
-            at(until);
+            at(until, Duration::ZERO);
         }
         // A zero timeout is refused by `set_read_timeout`; `due` ran first,
         // so a deadline this close is a rounding away.
@@ -199,6 +305,15 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Clock {
+        fn keepalive(config: &Config) -> Clock {
+            let Time::Limits(limits) = Time::keepalive(config) else {
+                unreachable!()
+            };
+            Clock::from_limits(limits)
+        }
+    }
 
     fn config() -> Config {
         Config::default()
@@ -315,6 +430,38 @@ mod tests {
         assert_eq!(
             clock.due(t0 + Duration::from_secs(20), false),
             Some(Due::Ping)
+        );
+    }
+
+    #[test]
+    fn a_connections_clock_is_made_by_its_first_read() {
+        let mut time = Time::keepalive(&config());
+        assert!(time.made().is_none());
+        assert!(time.clock().is_some());
+        assert!(time.made().is_some());
+        let mut off = Time::Off;
+        assert!(off.clock().is_none());
+        off.set_read_timeout(Some(Duration::from_secs(1)));
+        assert!(off.made().is_some());
+    }
+
+    #[test]
+    fn limits_past_the_end_of_time_never_pass() {
+        let config = config()
+            .message_timeout(Some(Duration::MAX))
+            .ping_interval(Some(Duration::MAX));
+        let mut clock = Clock::message_only(&config);
+        let t0 = Instant::now();
+        clock.received(t0);
+        clock.receiving(true);
+        assert_eq!(clock.due(t0 + Duration::from_secs(3600), false), None);
+        assert_eq!(clock.arm(t0), None, "no timeout to set");
+        let mut time = Time::keepalive(&config);
+        let clock = time.clock().unwrap();
+        clock.receiving(true);
+        assert_eq!(
+            clock.due(Instant::now() + Duration::from_secs(3600), false),
+            None
         );
     }
 

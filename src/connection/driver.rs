@@ -9,7 +9,7 @@
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
 
-use crate::connection::clock::{Clock, Due};
+use crate::connection::clock::{Clock, Due, Timekeeper};
 use crate::error::{Error, ProtocolError};
 use crate::frame::Frame;
 use crate::message::Message;
@@ -74,10 +74,12 @@ pub(crate) fn write_fails(stream: &(impl Socket + ?Sized)) -> bool {
 pub(crate) fn recv(
     inbound: &mut Inbound,
     done: &mut bool,
-    clock: &mut Clock,
+    time: &mut impl Timekeeper,
     io: &mut impl Duplex,
 ) -> Result<Option<Message>, Error> {
-    clock.start(Instant::now());
+    if let Some(clock) = time.made() {
+        clock.start(Instant::now());
+    }
     loop {
         if *done {
             return Ok(None);
@@ -105,50 +107,18 @@ pub(crate) fn recv(
                 }
                 // The next message's deadline starts with its own first
                 // byte.
-                clock.receiving(inbound.is_receiving());
+                if let Some(clock) = time.made() {
+                    clock.receiving(inbound.is_receiving());
+                }
                 return Ok(Some(message));
             }
             Ok(None) => {}
             Err(violation) => return Err(fail(violation, done, io)),
         }
-        clock.receiving(inbound.is_receiving());
-        let now = Instant::now();
-        match clock.due(now, io.is_closing()) {
-            None => {}
-            Some(Due::Message) => return Err(fail(ProtocolError::MessageTooSlow, done, io)),
-            Some(Due::Pong) => {
-                *done = true;
-                log::info!("closing a connection that did not answer a ping");
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no answer to the keepalive ping",
-                )
-                .into());
-            }
-            Some(Due::Close) => {
-                *done = true;
-                log::debug!("no close frame in answer to ours: giving up");
-                return Ok(None);
-            }
-            Some(Due::ReadTimeout) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "no message within the read timeout",
-                )
-                .into())
-            }
-            Some(Due::Ping) => {
-                if let Err(e) = io.ping() {
-                    *done = true;
-                    return Err(e);
-                }
-                clock.pinged(now);
-            }
-        }
-        if let Some(wait) = clock.arm(now) {
-            if let Err(e) = io.set_read_timeout(wait) {
-                *done = true;
-                return Err(e.into());
+        if let Some(clock) = time.clock() {
+            clock.receiving(inbound.is_receiving());
+            if let Some(end) = keep_time(clock, done, io) {
+                return end;
             }
         }
         inbound.set_cold(io.is_cold());
@@ -165,12 +135,12 @@ pub(crate) fn recv(
             // timeout with none due is someone else's, or a socket left
             // non-blocking: the caller's, as below.)
             Err(e)
-                if clock.is_armed()
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    )
-                    && clock.due(Instant::now(), io.is_closing()).is_some() =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) && time.made().is_some_and(|clock| {
+                    clock.is_armed() && clock.due(Instant::now(), io.is_closing()).is_some()
+                }) =>
             {
                 continue
             }
@@ -208,9 +178,65 @@ pub(crate) fn recv(
             )
             .into());
         }
-        clock.received(Instant::now());
+        if let Some(clock) = time.made() {
+            clock.received(Instant::now());
+        }
         inbound.commit(n);
     }
+}
+
+/// Acts on the deadlines that have passed, then sets the read timeout for
+/// the next read; returns what `recv` returns if the connection is over
+/// or the caller's read timeout passed.
+///
+/// Not inlined: its rare paths' temporaries would deepen `recv`'s frame,
+/// and an idle connection thread keeps every stack page it ever touched.
+#[inline(never)]
+fn keep_time(
+    clock: &mut Clock,
+    done: &mut bool,
+    io: &mut impl Duplex,
+) -> Option<Result<Option<Message>, Error>> {
+    let now = Instant::now();
+    match clock.due(now, io.is_closing()) {
+        None => {}
+        Some(Due::Message) => return Some(Err(fail(ProtocolError::MessageTooSlow, done, io))),
+        Some(Due::Pong) => {
+            *done = true;
+            log::info!("closing a connection that did not answer a ping");
+            return Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer to the keepalive ping",
+            )
+            .into()));
+        }
+        Some(Due::Close) => {
+            *done = true;
+            log::debug!("no close frame in answer to ours: giving up");
+            return Some(Ok(None));
+        }
+        Some(Due::ReadTimeout) => {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "no message within the read timeout",
+            )
+            .into()))
+        }
+        Some(Due::Ping) => {
+            if let Err(e) = io.ping() {
+                *done = true;
+                return Some(Err(e));
+            }
+            clock.pinged(now);
+        }
+    }
+    if let Some(wait) = clock.arm(now) {
+        if let Err(e) = io.set_read_timeout(wait) {
+            *done = true;
+            return Some(Err(e.into()));
+        }
+    }
+    None
 }
 
 /// Fails the connection for the peer's `violation`: the one place a close

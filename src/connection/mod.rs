@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::connection::clock::Clock;
+use crate::connection::clock::Time;
 use crate::connection::driver::{recv, write_frame, Duplex};
 use crate::error::Error;
 use crate::frame::OpCode;
@@ -69,7 +69,7 @@ pub struct Connection<S> {
     inbound: Inbound,
     outbound: Outbound,
     done: bool,
-    clock: Clock,
+    time: Time,
     /// `<S as Timeouts>::set_read_timeout`, taken where the stream was known
     /// to take timeouts; a no-op when the clock is off.
     set_read_timeout: fn(&S, Option<Duration>) -> io::Result<()>,
@@ -86,7 +86,7 @@ impl<S: Read + Write> Connection<S> {
             inbound: Inbound::new(role, config),
             outbound: Outbound::new(role),
             done: false,
-            clock: Clock::off(),
+            time: Time::Off,
             set_read_timeout: |_, _| Ok(()),
         }
     }
@@ -102,7 +102,7 @@ impl<S: Read + Write> Connection<S> {
             inbound,
             outbound: Outbound::new(role),
             done: false,
-            clock: Clock::keepalive(config),
+            time: Time::keepalive(config),
             set_read_timeout: <S as Timeouts>::set_read_timeout,
         }
     }
@@ -128,7 +128,7 @@ impl<S: Read + Write> Connection<S> {
             outbound: &self.outbound,
             set_read_timeout: self.set_read_timeout,
         };
-        recv(&mut self.inbound, &mut self.done, &mut self.clock, &mut io)
+        recv(&mut self.inbound, &mut self.done, &mut self.time, &mut io)
     }
 
     /// Sends a message. Sending [`Message::Close`] starts the closing
@@ -251,7 +251,7 @@ impl<S: Read + Write + Timeouts> Connection<S> {
     /// # }
     /// ```
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.clock.set_read_timeout(timeout);
+        self.time.set_read_timeout(timeout);
         // Known to take timeouts here, whichever way it was made.
         self.set_read_timeout = <S as Timeouts>::set_read_timeout;
     }
@@ -281,7 +281,7 @@ impl<S: Socket + Read + Write> Connection<S> {
             self.inbound,
             self.outbound,
             self.done,
-            self.clock,
+            self.time,
         )
     }
 }

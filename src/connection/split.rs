@@ -5,7 +5,7 @@ use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::connection::clock::Clock;
+use crate::connection::clock::Time;
 use crate::connection::driver::{recv, write_fails, write_frame, Duplex};
 use crate::error::Error;
 use crate::frame::{Frame, OpCode};
@@ -29,7 +29,7 @@ pub(super) fn split<S: Socket>(
     inbound: Inbound,
     outbound: Outbound,
     done: bool,
-    clock: Clock,
+    time: Time,
 ) -> (Reader<S>, Writer<S>) {
     let writer = Writer {
         shared: Arc::new(Shared {
@@ -42,7 +42,7 @@ pub(super) fn split<S: Socket>(
         inbound,
         writer: writer.clone(),
         done,
-        clock,
+        time,
     };
     (reader, writer)
 }
@@ -53,7 +53,7 @@ pub struct Reader<S> {
     inbound: Inbound,
     writer: Writer<S>,
     done: bool,
-    clock: Clock,
+    time: Time,
 }
 
 impl<S: Socket> Reader<S> {
@@ -71,7 +71,7 @@ impl<S: Socket> Reader<S> {
         let result = recv(
             &mut self.inbound,
             &mut self.done,
-            &mut self.clock,
+            &mut self.time,
             &mut SplitIo(&self.writer),
         );
         if self.done {
