@@ -94,7 +94,7 @@ for run in $(seq "$RUNS"); do
             for server in boardcast tungstenite tcp; do
                 proto=ws
                 case $server in
-                    boardcast) start_server boardcast "$BIN/examples/echo" ;;
+                    boardcast) start_server boardcast "$BIN/examples/echo" --max-connections 10000 ;;
                     tungstenite) start_server tungstenite "$BIN/tungstenite_echo" ;;
                     tcp) start_server tcp "$BIN/tcp_echo"; proto=tcp ;;
                 esac
@@ -136,7 +136,7 @@ for run in $(seq "$RUNS"); do
         for server in boardcast-echo boardcast-broadcast tungstenite-echo tungstenite-broadcast tcp-echo; do
             proto=ws
             case $server in
-                boardcast-echo) start_server $server "$BIN/examples/echo" ;;
+                boardcast-echo) start_server $server "$BIN/examples/echo" --max-connections 10000 ;;
                 boardcast-broadcast) start_server $server "$BIN/examples/broadcast" --rate 1 --size 16 ;;
                 tungstenite-echo) start_server $server "$BIN/tungstenite_echo" ;;
                 tungstenite-broadcast) start_server $server "$BIN/tungstenite_broadcast" --rate 1 --size 16 ;;

@@ -115,6 +115,27 @@ pub struct Config {
     /// could read its pages and stream. Add the names a reverse proxy or
     /// the LAN's DNS gives the board (`board.lan`, `board.fritz.box`).
     pub allowed_hosts: Vec<String>,
+
+    /// How long a message may take to arrive, from the first byte of its
+    /// first frame to the last byte of its last one (a control frame counts
+    /// as a message of its own). Past it the connection is failed with close
+    /// code 1008 (policy violation) and [`ProtocolError::MessageTooSlow`].
+    /// `None` disables it.
+    ///
+    /// Default 30 s. Keepalive cannot catch a peer that announces a large
+    /// frame and trickles its payload (any byte counts as an answer), so
+    /// without this a trickle of one byte every 2 s holds a connection for
+    /// the 4.7 days a 200 KiB message takes; with it, the trickle is cut 30 s
+    /// after its first byte (well within a minute, whatever its pace: the
+    /// deadline is for the whole message, not for each read). Honest peers
+    /// are far from it: a message of the full default
+    /// [`max_message_size`](Config#structfield.max_message_size), 256 KiB,
+    /// needs only 70 kbit/s to arrive in time, and a command from a browser
+    /// arrives in one read. Raise it for large messages over slow links,
+    /// and for a peer that streams one long fragmented message.
+    ///
+    /// [`ProtocolError::MessageTooSlow`]: crate::ProtocolError::MessageTooSlow
+    pub message_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -138,6 +159,7 @@ impl Default for Config {
             queue_messages: 32,
             queue_bytes: 256 << 10,
             allowed_hosts: Vec::new(),
+            message_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -263,6 +285,12 @@ impl Config {
         S: Into<String>,
     {
         self.allowed_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`message_timeout`](Config#structfield.message_timeout).
+    pub fn message_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.message_timeout = timeout;
         self
     }
 }

@@ -74,7 +74,8 @@ impl From<ProtocolError> for Error {
     }
 }
 
-/// A peer's violation of RFC 6455 framing or message rules.
+/// A peer's violation of RFC 6455 framing or message rules, or of the
+/// configured limits on what it sends.
 ///
 /// Each one fails the connection (RFC 6455 §7.1.7) with the close code
 /// [`close_code`](Self::close_code) gives.
@@ -110,15 +111,22 @@ pub enum ProtocolError {
     FrameTooBig,
     /// A message's payload was larger than the configured message limit.
     MessageTooBig,
+    /// A message (or a frame) did not arrive whole within the configured
+    /// [`message_timeout`](crate::Config#structfield.message_timeout): the
+    /// peer trickles it.
+    MessageTooSlow,
 }
 
 impl ProtocolError {
     /// The close code this violation is answered with: 1007 for bad UTF-8,
-    /// 1009 for a limit, 1002 for everything else.
+    /// 1009 for a size limit, 1008 (policy violation) for a message too
+    /// slow to arrive (it is not too big: 1009 would tell the peer to send
+    /// less, when it must send faster), 1002 for everything else.
     pub fn close_code(self) -> CloseCode {
         match self {
             ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
+            ProtocolError::MessageTooSlow => CloseCode::POLICY,
             _ => CloseCode::PROTOCOL,
         }
     }
@@ -147,6 +155,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidClosePayload => f.write_str("close payload of one byte"),
             ProtocolError::FrameTooBig => f.write_str("frame larger than the limit"),
             ProtocolError::MessageTooBig => f.write_str("message larger than the limit"),
+            ProtocolError::MessageTooSlow => f.write_str("message slower than the time limit"),
         }
     }
 }
@@ -274,6 +283,10 @@ mod tests {
             CloseCode::INVALID_DATA
         );
         assert_eq!(ProtocolError::FrameTooBig.close_code(), CloseCode::TOO_BIG);
+        assert_eq!(
+            ProtocolError::MessageTooSlow.close_code(),
+            CloseCode::POLICY
+        );
         assert_eq!(
             ProtocolError::MessageTooBig.close_code(),
             CloseCode::TOO_BIG

@@ -27,7 +27,8 @@
 //! - a [`Hub`] that fans published messages out to a topic's subscribers,
 //!   with a [`Policy`] for clients that fall behind;
 //! - keepalive pings, and a [`Config`] limit on everything a peer can make
-//!   the board hold;
+//!   the board hold, in memory and in time, on a [`Server`] and on a plain
+//!   [`accept`] alike;
 //! - graceful shutdown, and a few plain HTTP routes on the same port (the
 //!   dashboard's page, a script).
 //!
@@ -111,7 +112,8 @@
 //!   [`Subscriber`](hub::Subscriber) trait.
 //! - **The blocking layer**: [`Connection`] drives the core over any
 //!   `Read + Write` stream (a `TcpStream`, a TLS stream you bring, a pipe in
-//!   a test); [`Connection::split`] lets one thread block reading while
+//!   a test), keeping the configured time limits over one that takes
+//!   [`Timeouts`]; [`Connection::split`] lets one thread block reading while
 //!   others send, over any [`Socket`].
 //! - **The runtime**: [`Server`] and its [`Client`]s: the accept loop, a
 //!   thread per client, the WebSocket subscriber of the hub (a bounded
@@ -119,24 +121,50 @@
 //!
 //! # Example: an echo server over plain connections
 //!
-//! ```no_run
-//! use std::net::TcpListener;
-//! use boardcast::{Config, Message};
+//! [`accept`] over a `TcpStream` keeps every time limit of the [`Config`]
+//! as [`Server`] does: the handshake deadline, the write timeout, keepalive
+//! pings and the message deadline (see [`Connection`'s time
+//! limits](Connection#time-limits)). What only [`Server`] does is cap the
+//! connections, shut down gracefully and fan out through a [`Hub`]; a
+//! plain accept loop caps its connections (its threads) itself:
 //!
-//! fn main() -> Result<(), boardcast::Error> {
+//! ```no_run
+//! use std::net::{TcpListener, TcpStream};
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//! use std::thread;
+//!
+//! use boardcast::{Config, Error};
+//!
+//! fn main() -> std::io::Result<()> {
 //!     let listener = TcpListener::bind("127.0.0.1:9001")?;
 //!     let config = Config::default();
+//!     let live = Arc::new(AtomicUsize::new(0));
 //!     for stream in listener.incoming() {
-//!         let (stream, config) = (stream?, config.clone());
-//!         std::thread::spawn(move || -> Result<(), boardcast::Error> {
-//!             let mut connection = boardcast::accept(stream, &config)?;
-//!             while let Some(message) = connection.recv()? {
-//!                 if message.is_data() {
-//!                     connection.send(message)?;
-//!                 }
-//!             }
-//!             Ok(())
-//!         });
+//!         let Ok(stream) = stream else { continue };
+//!         if live.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
+//!             // Full: dropping the stream closes it. (`examples/echo`
+//!             // answers 503 first.)
+//!             live.fetch_sub(1, Ordering::SeqCst);
+//!             continue;
+//!         }
+//!         let (live, config) = (Arc::clone(&live), config.clone());
+//!         thread::Builder::new()
+//!             .stack_size(config.stack_size)
+//!             .spawn(move || {
+//!                 let _ = echo(stream, &config);
+//!                 live.fetch_sub(1, Ordering::SeqCst);
+//!             })?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! fn echo(stream: TcpStream, config: &Config) -> Result<(), Error> {
+//!     let mut connection = boardcast::accept(stream, config)?;
+//!     while let Some(message) = connection.recv()? {
+//!         if message.is_data() {
+//!             connection.send(message)?;
+//!         }
 //!     }
 //!     Ok(())
 //! }
@@ -173,7 +201,7 @@ mod server;
 mod socket;
 
 pub use config::Config;
-pub use connection::{accept, Connection, Handshake, Reader, Writer};
+pub use connection::{accept, Connection, Handshake, Reader, Timeouts, Writer};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use handshake::{Accept, Request, Response};
 pub use hub::{Hub, Policy, Published, Stats};

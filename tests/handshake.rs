@@ -144,6 +144,17 @@ struct Counted {
     read: Arc<AtomicUsize>,
 }
 
+/// Its timeouts are its socket's.
+impl boardcast::Timeouts for Counted {
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.stream.set_write_timeout(timeout)
+    }
+}
+
 impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.stream.read(buf)?;

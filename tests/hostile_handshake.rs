@@ -143,6 +143,9 @@ impl Write for Counted<'_> {
     }
 }
 
+/// An in-memory stream: no time limits apply.
+impl boardcast::Timeouts for Counted<'_> {}
+
 /// Gives each hostile request to [`boardcast::Handshake::read`] whole, as
 /// fast as it can read: it must read at most `max_request_size` bytes and
 /// write the same 431.

@@ -44,6 +44,9 @@ impl Read for Stream<'_> {
     }
 }
 
+/// In memory: no time limits apply.
+impl boardcast::Timeouts for Stream<'_> {}
+
 impl Write for Stream<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.written.borrow_mut().extend_from_slice(buf);

@@ -2,9 +2,11 @@
 //! as a WebSocket or answer it with a page or a refusal.
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::clock::Clock;
+use crate::connection::{Connection, Timeouts};
 use crate::error::{Error, HandshakeError};
 use crate::handshake::{Accept, AcceptKey, Parts, Request, Response, Status};
 use crate::protocol::{Inbound, Role};
@@ -16,11 +18,28 @@ use crate::protocol::{Inbound, Role};
 /// 405, 417, 421, 426 or 431, with a plain-text reason). To serve pages on
 /// the same port, add headers or decide per request, use [`Handshake`].
 ///
+/// Over a stream that takes [`Timeouts`] (a `TcpStream`), the connection
+/// keeps every time limit of `config` as the [`Server`](crate::Server)
+/// does: the whole request must arrive within
+/// [`handshake_timeout`](Config#structfield.handshake_timeout), writes
+/// block at most [`write_timeout`](Config#structfield.write_timeout), and
+/// [`Connection::recv`] pings a quiet peer, cuts one that does not answer
+/// and fails a message that arrives too slowly (see the connection's [time
+/// limits](Connection#time-limits)). A stream whose [`Timeouts`] do
+/// nothing gets none of them.
+///
+/// `accept` does not bound how many connections are served at once: cap
+/// them yourself (the crate's echo example shows how), or use the
+/// [`Server`](crate::Server), which does.
+///
 /// # Errors
 ///
 /// [`Error::Handshake`] after a refusal was sent, [`Error::Io`] if the
-/// stream fails or ends first.
-pub fn accept<S: Read + Write>(stream: S, config: &Config) -> Result<Connection<S>, Error> {
+/// stream fails, ends or times out first.
+pub fn accept<S: Read + Write + Timeouts>(
+    stream: S,
+    config: &Config,
+) -> Result<Connection<S>, Error> {
     Handshake::read(stream, config)?.accept(Accept::new())
 }
 
@@ -56,11 +75,16 @@ pub struct Handshake<'c, S> {
     parts: Parts,
 }
 
-impl<'c, S: Read + Write> Handshake<'c, S> {
+impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     /// Reads a request head from `stream`, at most
     /// [`Config::max_request_size`](Config#structfield.max_request_size)
-    /// bytes. Set a read timeout on the stream first to drop clients that
-    /// trickle their request.
+    /// bytes, within
+    /// [`handshake_timeout`](Config#structfield.handshake_timeout) of this
+    /// call: a deadline for the whole request, not for each read, so a
+    /// client that trickles its request (slowloris) is dropped when it runs
+    /// out. Sets the stream's write timeout to
+    /// [`write_timeout`](Config#structfield.write_timeout). A stream whose
+    /// [`Timeouts`] do nothing can take as long as it likes.
     ///
     /// Every request's `Host` is checked ([`Request::check_host`], with the
     /// machine's hostname): a page or upgrade for a name that is not this
@@ -70,8 +94,10 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     ///
     /// [`Error::Handshake`] for a malformed or oversized request, or one
     /// for another host, after its 400, 421 or 431 reply was sent;
-    /// [`Error::Io`] if the stream fails or ends.
+    /// [`Error::Io`] if the stream fails or ends, or `TimedOut` when the
+    /// deadline passes first.
     pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
+        let deadline = start(&stream, config)?;
         let limit = config.max_request_size.max(1);
         // 2 KiB holds a browser's request. Being over glibc's per-thread
         // cache limit (1 KiB), it goes back to the shared heap when freed
@@ -82,6 +108,7 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             if filled == buf.len() {
                 buf.resize((buf.len() * 2).min(limit), 0);
             }
+            wait_until(&stream, deadline)?;
             let n = match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -92,6 +119,14 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && Instant::now() >= deadline =>
+                {
+                    return Err(timed_out())
+                }
                 Err(e) => return Err(e.into()),
             };
             filled += n;
@@ -129,7 +164,9 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
 
     /// Accepts the upgrade: checks it (RFC 6455 §4.2.1 and the origin
     /// allow-list), selects a subprotocol unless `accept` names one, and
-    /// sends `101 Switching Protocols` with `accept`'s headers.
+    /// sends `101 Switching Protocols` with `accept`'s headers. The
+    /// connection keeps the configuration's [time
+    /// limits](Connection#time-limits).
     ///
     /// # Errors
     ///
@@ -138,10 +175,12 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
     pub fn accept(mut self, accept: Accept) -> Result<Connection<S>, Error> {
         let key = self.check()?;
         let inbound = Inbound::with_received(Role::Server, self.config, self.after_head());
-        Ok(Connection::new(
+        let config = self.config;
+        Ok(Connection::timed(
             self.switch(accept, &key)?,
             inbound,
             Role::Server,
+            config,
         ))
     }
 
@@ -162,6 +201,7 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
             inbound: Inbound::with_received(Role::Server, self.config, self.after_head()),
             head: self.buf[..self.request().len()].to_vec(),
             parts: self.parts,
+            clock: Clock::message_only(self.config),
         })
     }
 
@@ -226,7 +266,8 @@ impl<'c, S: Read + Write> Handshake<'c, S> {
         Ok(())
     }
 
-    /// The stream, for requests the application answers itself.
+    /// The stream, for requests the application answers itself. It keeps
+    /// the timeouts [`read`](Self::read) set.
     pub fn into_inner(self) -> S {
         self.stream
     }
@@ -241,6 +282,8 @@ pub(crate) struct Received {
     pub(crate) inbound: Inbound,
     pub(crate) head: Vec<u8>,
     pub(crate) parts: Parts,
+    /// The message deadline (the server's writer thread keeps the others).
+    pub(crate) clock: Clock,
 }
 
 /// Sends the refusal for `error` to the request that starts `received`
@@ -262,6 +305,31 @@ fn hostname(buf: &mut [u8; 64]) -> Option<&str> {
     let mut file = std::fs::File::open("/proc/sys/kernel/hostname").ok()?;
     let n = file.read(buf).ok()?;
     std::str::from_utf8(&buf[..n]).ok().map(str::trim_ascii_end)
+}
+
+/// Sets the write timeout; returns the handshake's deadline. Not inlined,
+/// as the helpers below: a connection thread keeps every stack page it
+/// touched, and these calls' frames stay beside the request parser's.
+#[inline(never)]
+fn start<S: Timeouts>(stream: &S, config: &Config) -> Result<Instant, Error> {
+    stream.set_write_timeout(Some(config.write_timeout))?;
+    Ok(Instant::now() + config.handshake_timeout)
+}
+
+/// Lets the next read wait until `deadline`, or fails if it has passed.
+#[inline(never)]
+fn wait_until<S: Timeouts>(stream: &S, deadline: Instant) -> Result<(), Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    stream.set_read_timeout(Some(left))?;
+    Ok(())
+}
+
+#[cold]
+fn timed_out() -> Error {
+    io::Error::new(io::ErrorKind::TimedOut, "handshake timed out").into()
 }
 
 fn write_all<W: Write>(stream: &mut W, bytes: &[u8]) -> io::Result<()> {

@@ -3,7 +3,9 @@
 use std::io;
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use crate::connection::clock::Time;
 use crate::connection::driver::{recv, write_fails, write_frame, Duplex};
 use crate::error::Error;
 use crate::frame::{Frame, OpCode};
@@ -27,6 +29,7 @@ pub(super) fn split<S: Socket>(
     inbound: Inbound,
     outbound: Outbound,
     done: bool,
+    time: Time,
 ) -> (Reader<S>, Writer<S>) {
     let writer = Writer {
         shared: Arc::new(Shared {
@@ -39,6 +42,7 @@ pub(super) fn split<S: Socket>(
         inbound,
         writer: writer.clone(),
         done,
+        time,
     };
     (reader, writer)
 }
@@ -49,6 +53,7 @@ pub struct Reader<S> {
     inbound: Inbound,
     writer: Writer<S>,
     done: bool,
+    time: Time,
 }
 
 impl<S: Socket> Reader<S> {
@@ -66,6 +71,7 @@ impl<S: Socket> Reader<S> {
         let result = recv(
             &mut self.inbound,
             &mut self.done,
+            &mut self.time,
             &mut SplitIo(&self.writer),
         );
         if self.done {
@@ -191,6 +197,14 @@ impl<S: Socket> Duplex for SplitIo<'_, S> {
 
     fn reply(&mut self, reply: &Reply<'_>) -> Result<bool, Error> {
         self.0.write_if(|out| Ok(out.reply(reply)))
+    }
+
+    fn ping(&mut self) -> Result<(), Error> {
+        self.0.ping(b"")
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.shared.stream.set_read_timeout(timeout)
     }
 
     fn is_closing(&self) -> bool {

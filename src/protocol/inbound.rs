@@ -133,6 +133,15 @@ impl Inbound {
         self.closed
     }
 
+    /// Whether a frame or a message has begun to arrive and is not whole
+    /// yet: the driver's clock for [`Config::message_timeout`] runs while it
+    /// is (this half keeps no clock).
+    ///
+    /// [`Config::message_timeout`]: crate::Config#structfield.message_timeout
+    pub fn is_receiving(&self) -> bool {
+        !self.closed && (self.header_len > 0 || self.frame.is_some() || self.message.is_some())
+    }
+
     /// Tells whether the link is cold (quiet for a while), so the next
     /// read needs only a small buffer: a cold connection holds 256 bytes
     /// instead of [`Config::read_buffer_size`]. Takes effect once the

@@ -114,7 +114,13 @@ impl Client {
             link: &self.link,
             shared: &self.shared,
         };
-        let result = driver::recv(&mut self.state.inbound, &mut self.done, &mut io);
+        let state = &mut *self.state;
+        let result = driver::recv(
+            &mut state.inbound,
+            &mut self.done,
+            &mut state.clock,
+            &mut io,
+        );
         if self.done {
             self.finish_reading();
         }
@@ -215,9 +221,10 @@ impl Drop for Client {
             let deadline = Instant::now() + self.config.close_timeout;
             while !self.done {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || self.link.stream.set_read_timeout(Some(left)).is_err() {
+                if left.is_zero() {
                     break;
                 }
+                self.state.clock.set_read_timeout(Some(left));
                 if self.recv().is_err() && !self.done {
                     break;
                 }
@@ -255,6 +262,15 @@ impl Duplex for ClientIo<'_> {
             Reply::Pong(payload) => self.link.outbox.pong(payload),
             Reply::Close { code, reason } => self.link.outbox.close(*code, reason).is_ok(),
         })
+    }
+
+    fn ping(&mut self) -> Result<(), Error> {
+        // Its clock does not ping: the writer thread does.
+        Ok(())
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.link.stream.set_read_timeout(timeout)
     }
 
     fn is_closing(&self) -> bool {

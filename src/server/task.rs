@@ -1,11 +1,9 @@
 //! A connection thread: the handshake under its deadline, routing (pages,
 //! refusals, upgrades), then the handler with its client.
 
-use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use crate::config::Config;
 use crate::connection::{Handshake, Received};
@@ -16,7 +14,7 @@ use crate::server::client::{Client, Link};
 use crate::server::outbox::Outbox;
 use crate::server::shared::Shared;
 use crate::server::writer::Writer;
-use crate::socket::Socket;
+use crate::socket::{Io, Socket};
 
 /// Answers a request that is not an upgrade (see [`Server::on_http`]).
 ///
@@ -96,12 +94,8 @@ impl Task {
     /// Reads and answers the request; `Ok(None)` when it was plain HTTP.
     fn handshake(&self) -> Result<Option<Client>, Error> {
         let stream = &self.stream;
-        stream.set_write_timeout(Some(self.config.write_timeout))?;
-        let timed = Deadline {
-            stream: &**stream,
-            deadline: Instant::now() + self.config.handshake_timeout,
-        };
-        let handshake = Handshake::read(timed, &self.config)?;
+        // Under the handshake deadline, with the write timeout set.
+        let handshake = Handshake::read(Io(&**stream), &self.config)?;
         let request = handshake.request();
         if !request.is_upgrade() {
             // What `accept` would answer: 405 for a method other than GET,
@@ -170,36 +164,5 @@ impl Task {
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
         }
-    }
-}
-
-/// Reads with a deadline for the whole handshake, not per read, so a
-/// client trickling one byte at a time cannot hold the thread.
-struct Deadline<'a> {
-    stream: &'a dyn Socket,
-    deadline: Instant,
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "handshake timed out",
-            ));
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
-    }
-}
-
-impl Write for Deadline<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

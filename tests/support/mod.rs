@@ -282,3 +282,7 @@ impl Write for Pipe {
         Ok(())
     }
 }
+
+/// An in-memory stream takes no timeouts: a connection over it keeps no
+/// time limits.
+impl boardcast::Timeouts for Pipe {}
