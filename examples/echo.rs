@@ -35,10 +35,15 @@ fn main() -> std::io::Result<()> {
     println!("echo server on ws://{}", listener.local_addr()?);
     // Autobahn's 9.x cases send messages of up to 16 MiB; the library's
     // defaults stay sized for a board.
-    let config = Config::default()
-        .max_message_size(16 << 20)
-        .max_frame_size(16 << 20)
-        .max_connections(max_connections);
+    // Shared, not cloned per connection: a thread keeps every stack page it
+    // touched, and the closure carrying a Config by value is moved through
+    // several frames as the thread starts.
+    let config = Arc::new(
+        Config::default()
+            .max_message_size(16 << 20)
+            .max_frame_size(16 << 20)
+            .max_connections(max_connections),
+    );
     let live = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -52,7 +57,7 @@ fn main() -> std::io::Result<()> {
             refuse(stream);
             continue;
         };
-        let config = config.clone();
+        let config = Arc::clone(&config);
         let spawned = thread::Builder::new()
             .name("echo-client".into())
             .stack_size(config.stack_size)

@@ -138,7 +138,9 @@
 //!
 //! fn main() -> std::io::Result<()> {
 //!     let listener = TcpListener::bind("127.0.0.1:9001")?;
-//!     let config = Config::default();
+//!     // Shared, not cloned into each thread: a thread keeps every stack
+//!     // page it touched, and a Config moved by value deepens its start.
+//!     let config = Arc::new(Config::default());
 //!     let live = Arc::new(AtomicUsize::new(0));
 //!     for stream in listener.incoming() {
 //!         let Ok(stream) = stream else { continue };
@@ -148,7 +150,7 @@
 //!             live.fetch_sub(1, Ordering::SeqCst);
 //!             continue;
 //!         }
-//!         let (live, config) = (Arc::clone(&live), config.clone());
+//!         let (live, config) = (Arc::clone(&live), Arc::clone(&config));
 //!         thread::Builder::new()
 //!             .stack_size(config.stack_size)
 //!             .spawn(move || {
