@@ -110,15 +110,20 @@ pub enum ProtocolError {
     FrameTooBig,
     /// A message's payload was larger than the configured message limit.
     MessageTooBig,
+    /// The messages in progress on all connections hold their whole
+    /// budget: this one may not grow (close code 1013, try again later).
+    Overloaded,
 }
 
 impl ProtocolError {
     /// The close code this violation is answered with: 1007 for bad UTF-8,
-    /// 1009 for a limit, 1002 for everything else.
+    /// 1009 for a limit, 1013 for an exhausted server budget, 1002 for
+    /// everything else.
     pub fn close_code(self) -> CloseCode {
         match self {
             ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
+            ProtocolError::Overloaded => CloseCode::TRY_AGAIN_LATER,
             _ => CloseCode::PROTOCOL,
         }
     }
@@ -147,6 +152,9 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidClosePayload => f.write_str("close payload of one byte"),
             ProtocolError::FrameTooBig => f.write_str("frame larger than the limit"),
             ProtocolError::MessageTooBig => f.write_str("message larger than the limit"),
+            ProtocolError::Overloaded => {
+                f.write_str("messages in progress hold the server's whole budget")
+            }
         }
     }
 }
