@@ -93,6 +93,31 @@ pub struct Config {
     /// `write_timeout`. A single message larger than this waits for an
     /// empty queue.
     pub queue_bytes: usize,
+    /// The most bytes the messages in progress of all a
+    /// [`Server`](crate::Server)'s connections may hold together: one
+    /// budget shared by every client, so the memory held for partial
+    /// messages is bounded whatever the number of connections. Default
+    /// 16 MiB: 64 messages of the default `max_message_size` at once, about
+    /// 6 % of a 256 MB board. A message whose storage would take the total
+    /// past it fails its connection with close code 1013 (try again
+    /// later). A message's storage grows with the bytes that arrived (at
+    /// most twice those plus a read buffer), so a header alone takes a read
+    /// buffer, not `max_message_size`.
+    pub max_partial_bytes: usize,
+    /// The most connections a [`Server`](crate::Server) serves at once from
+    /// one address (an IPv6 address's /64, which one host usually has
+    /// whole), so one host cannot fill `max_connections`. Default 32. Past
+    /// it: `503` with `Retry-After`, no thread, as for `max_connections`.
+    /// Loopback peers are exempt unless
+    /// [`limit_loopback`](Config#structfield.limit_loopback) is set: a
+    /// reverse proxy on the board (nginx) makes every client one loopback
+    /// address. A proxy on another host makes every client *its* address:
+    /// raise this limit to `max_connections` then, and ration per client at
+    /// the proxy.
+    pub max_connections_per_ip: usize,
+    /// Whether [`max_connections_per_ip`](Config#structfield.max_connections_per_ip)
+    /// applies to loopback peers (127.0.0.0/8, `::1`) too. Default false.
+    pub limit_loopback: bool,
 }
 
 impl Default for Config {
@@ -115,6 +140,9 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             queue_messages: 32,
             queue_bytes: 256 << 10,
+            max_partial_bytes: 16 << 20,
+            max_connections_per_ip: 32,
+            limit_loopback: false,
         }
     }
 }
@@ -227,6 +255,24 @@ impl Config {
     /// Sets [`queue_bytes`](Config#structfield.queue_bytes).
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_partial_bytes`](Config#structfield.max_partial_bytes).
+    pub fn max_partial_bytes(mut self, bytes: usize) -> Self {
+        self.max_partial_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_connections_per_ip`](Config#structfield.max_connections_per_ip).
+    pub fn max_connections_per_ip(mut self, count: usize) -> Self {
+        self.max_connections_per_ip = count;
+        self
+    }
+
+    /// Sets [`limit_loopback`](Config#structfield.limit_loopback).
+    pub fn limit_loopback(mut self, limit: bool) -> Self {
+        self.limit_loopback = limit;
         self
     }
 }

@@ -212,23 +212,16 @@ impl Inbound {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if let (Some(frame), Some(message)) = (self.frame, &self.message) {
-                let remaining = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
-                if !frame.opcode.is_control() && remaining >= self.buf_size && !self.refused {
-                    let at = message.data.len();
-                    // Grow with what arrived: at most double the message.
-                    let chunk = remaining
-                        .min(self.direct_chunk.max(self.buf_size))
-                        .min(at.max(self.buf_size));
-                    if self.reserve(chunk, remaining) {
-                        let data = &mut self.message.as_mut().expect("checked above").data;
-                        data.resize(at + chunk, 0);
-                        self.direct = Some(at);
-                        return &mut data[at..];
-                    }
-                    // Refused: read into the buffer; next_message fails.
-                    self.refused = true;
+            if let Some(chunk) = self.direct_offer() {
+                if self.reserve(chunk, self.frame_remaining()) {
+                    let data = &mut self.message.as_mut().expect("a direct offer").data;
+                    let at = data.len();
+                    data.resize(at + chunk, 0);
+                    self.direct = Some(at);
+                    return &mut data[at..];
                 }
+                // Refused: read into the buffer; next_message fails.
+                self.refused = true;
             }
             let size = if self.cold {
                 COLD_BUFFER.min(self.buf_size)
@@ -316,6 +309,14 @@ impl Inbound {
             };
             if frame.remaining > 0 {
                 if self.start == self.end {
+                    // Take the next read's room from the budget now, so a
+                    // refusal comes before the read, not after more bytes.
+                    if let Some(chunk) = self.direct_offer() {
+                        if !self.reserve(chunk, self.frame_remaining()) {
+                            self.refused = true;
+                            return Err(ProtocolError::Overloaded);
+                        }
+                    }
                     return Ok(None);
                 }
                 self.read_payload(frame)?;
@@ -523,6 +524,32 @@ impl Inbound {
         }
         message.data.reserve_exact(target - len);
         true
+    }
+
+    /// The size of the next read straight into the message, when the read
+    /// buffer is empty and a data frame's payload of at least a read buffer
+    /// is to come: at most what the message holds (or a read buffer), so
+    /// its storage grows with the bytes that arrived.
+    fn direct_offer(&self) -> Option<usize> {
+        let (Some(frame), Some(message)) = (self.frame, &self.message) else {
+            return None;
+        };
+        let remaining = self.frame_remaining();
+        if frame.opcode.is_control() || remaining < self.buf_size || self.refused {
+            return None;
+        }
+        let held = message.data.len();
+        Some(
+            remaining
+                .min(self.direct_chunk.max(self.buf_size))
+                .min(held.max(self.buf_size)),
+        )
+    }
+
+    /// The payload bytes of the current frame still to come.
+    fn frame_remaining(&self) -> usize {
+        self.frame
+            .map_or(0, |f| usize::try_from(f.remaining).unwrap_or(usize::MAX))
     }
 
     /// Gives back to the budget what the message in progress took.

@@ -587,16 +587,26 @@ fn feed_offered(inbound: &mut Inbound, mut wire: &[u8]) -> Result<Option<Message
 
 #[test]
 fn messages_in_progress_take_from_a_shared_budget() {
-    let budget = Shared::new(100 << 10);
+    let budget = Shared::new(128 << 10);
     let mut a = Inbound::new(Role::Server, &Config::default());
     let mut b = Inbound::new(Role::Server, &Config::default());
     a.set_budget(Box::new(budget.clone()));
     b.set_budget(Box::new(budget.clone()));
-    // A holds 60 KB of a 200 KB message: what it holds is taken.
+    // A holds 50 KB of a 200 KB message, and room for its next read (as
+    // much again): what its storage holds is taken.
     let big = client_frame(true, 0x2, &[1; 200_000]);
-    assert_eq!(feed_offered(&mut a, &big[..60_000]), Ok(None));
+    assert_eq!(feed_offered(&mut a, &big[..50_000]), Ok(None));
     assert_eq!(budget.used(), a.partial_bytes());
-    assert!(a.partial_bytes() >= 60_000 - 14);
+    assert!(
+        a.partial_bytes() >= 2 * (50_000 - 14),
+        "{}",
+        a.partial_bytes()
+    );
+    assert!(
+        a.partial_bytes() <= 2 * 50_000 + 4096,
+        "{}",
+        a.partial_bytes()
+    );
     // B's 50 KB message does not fit beside it: B is refused with 1013,
     // and gives back what it took.
     let refused = feed_offered(&mut b, &client_frame(true, 0x2, &[2; 50_000]));
