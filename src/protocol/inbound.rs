@@ -539,11 +539,17 @@ impl Inbound {
             return None;
         }
         let held = message.data.len();
-        Some(
-            remaining
-                .min(self.direct_chunk.max(self.buf_size))
-                .min(held.max(self.buf_size)),
-        )
+        let chunk = remaining
+            .min(self.direct_chunk.max(self.buf_size))
+            .min(held.max(self.buf_size));
+        // A tail shorter than a read buffer would come through the read
+        // buffer and grow the storage once more (a copy of all of it):
+        // offer it now, while the storage stays within its bound, unless
+        // the sender trickles.
+        if held >= self.buf_size && self.direct_chunk >= held && remaining - chunk < self.buf_size {
+            return Some(remaining);
+        }
+        Some(chunk)
     }
 
     /// The payload bytes of the current frame still to come.

@@ -400,6 +400,30 @@ fn large_payloads_are_read_straight_into_the_message() {
 }
 
 #[test]
+fn a_64_kib_message_takes_five_reads_and_no_tail_through_the_buffer() {
+    let payload = vec![5; 64 << 10];
+    let wire = client_frame(true, 0x2, &payload);
+    let mut protocol = Inbound::new(Role::Server, &Config::default());
+    let mut rest = &wire[..];
+    let mut offered = Vec::new();
+    let mut received = None;
+    while !rest.is_empty() {
+        let buf = protocol.buffer();
+        offered.push(buf.len());
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        protocol.commit(n);
+        rest = &rest[n..];
+        received = protocol.next_message().unwrap().or(received);
+    }
+    assert_eq!(received, Some(Message::Binary(payload)));
+    // The read buffer (header and 4,082 bytes), then doubling with what
+    // arrived; the last offer takes the 112-byte tail with it, so the
+    // storage is not grown (copied) once more for it.
+    assert_eq!(offered, [4096, 4096, 8178, 16356, 32824]);
+}
+
+#[test]
 fn a_header_alone_commits_no_more_than_a_read_buffer() {
     // A frame of the largest size announced, and nothing of its payload:
     // the message's storage is one read buffer, not the frame's size.
