@@ -226,6 +226,11 @@ impl Server {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("set_nodelay: {e}");
         }
+        if let Some(bytes) = self.config.send_buffer_size {
+            if let Err(e) = socket::set_send_buffer_size(&stream, bytes) {
+                log::debug!("SO_SNDBUF: {e}");
+            }
+        }
         let stream: Arc<dyn Socket> = Arc::new(stream);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let ip = (self.config.limit_loopback || !peer.ip().to_canonical().is_loopback())
