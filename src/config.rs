@@ -94,7 +94,9 @@ pub struct Config {
     /// empty queue.
     pub queue_bytes: usize,
     /// The most bytes the messages in progress of all a
-    /// [`Server`](crate::Server)'s connections may hold together: one
+    /// [`Server`](crate::Server)'s connections may hold together, beyond
+    /// the first `read_buffer_size` of each (a connection's own, so small
+    /// messages pass even when large ones hold the whole budget): one
     /// budget shared by every client, so the memory held for partial
     /// messages is bounded whatever the number of connections. Default
     /// 16 MiB: 64 messages of the default `max_message_size` at once, about

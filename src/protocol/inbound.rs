@@ -106,7 +106,7 @@ pub struct Inbound {
     /// The budget the message's storage is taken from, if any.
     budget: Option<Box<dyn MessageBudget>>,
     /// The bytes taken from `budget` for the message in progress: its
-    /// storage's capacity.
+    /// storage's capacity beyond a read buffer.
     taken: usize,
     /// The budget refused the message room to grow: the next
     /// [`Inbound::next_message`] fails with [`ProtocolError::Overloaded`].
@@ -162,21 +162,26 @@ impl Inbound {
         self.extension = Some(extension);
     }
 
-    /// Takes the storage of messages in progress from `budget`: past it,
+    /// Takes the storage of messages in progress from `budget`, beyond a
+    /// read buffer's worth each (the connection's own, so small messages
+    /// pass even when large ones hold the whole budget): past it,
     /// [`next_message`](Self::next_message) fails with
     /// [`ProtocolError::Overloaded`] (close code 1013, try again later).
     pub fn set_budget(&mut self, budget: Box<dyn MessageBudget>) {
         self.release();
         self.budget = Some(budget);
-        self.taken = self.message.as_ref().map_or(0, |m| m.data.capacity());
+        self.taken = self
+            .message
+            .as_ref()
+            .map_or(0, |m| m.data.capacity().saturating_sub(self.buf_size));
         if !self.budget.as_ref().is_some_and(|b| b.take(self.taken)) {
             self.taken = 0;
         }
     }
 
     /// The bytes the message in progress holds: the capacity of its
-    /// storage (0 between messages). What is taken from a
-    /// [budget](Self::set_budget).
+    /// storage (0 between messages). What it takes from a
+    /// [budget](Self::set_budget) is this less a read buffer.
     pub fn partial_bytes(&self) -> usize {
         self.message.as_ref().map_or(0, |m| m.data.capacity())
     }
@@ -516,7 +521,12 @@ impl Inbound {
             .min(len.saturating_add(remaining))
             .max(needed);
         if let Some(budget) = &self.budget {
-            let grow = target.saturating_sub(self.taken);
+            // A read buffer's worth of each message is the connection's
+            // own (counted per connection, like its read buffer): small
+            // messages pass even when large ones hold the whole budget.
+            let grow = target
+                .saturating_sub(self.buf_size)
+                .saturating_sub(self.taken);
             if !budget.take(grow) {
                 return false;
             }
