@@ -136,6 +136,43 @@ pub struct Config {
     ///
     /// [`ProtocolError::MessageTooSlow`]: crate::ProtocolError::MessageTooSlow
     pub message_timeout: Option<Duration>,
+
+    /// The most bytes the messages in progress of all a
+    /// [`Server`](crate::Server)'s connections may hold together, beyond
+    /// the first `read_buffer_size` of each (a connection's own, so small
+    /// messages pass even when large ones hold the whole budget): one
+    /// budget shared by every client, so the memory held for partial
+    /// messages is bounded whatever the number of connections. Default
+    /// 16 MiB: 64 messages of the default `max_message_size` at once, about
+    /// 6 % of a 256 MB board. A message whose storage would take the total
+    /// past it fails its connection with close code 1013 (try again
+    /// later). A message's storage grows with the bytes that arrived (at
+    /// most twice those plus a read buffer), so a header alone takes a read
+    /// buffer, not `max_message_size`.
+    pub max_partial_bytes: usize,
+    /// The most connections a [`Server`](crate::Server) serves at once from
+    /// one address (an IPv6 address's /64, which one host usually has
+    /// whole), so one host cannot fill `max_connections`. Default 32. Past
+    /// it: `503` with `Retry-After`, no thread, as for `max_connections`.
+    /// Loopback peers are exempt unless
+    /// [`limit_loopback`](Config#structfield.limit_loopback) is set: a
+    /// reverse proxy on the board (nginx) makes every client one loopback
+    /// address. A proxy on another host makes every client *its* address:
+    /// raise this limit to `max_connections` then, and ration per client at
+    /// the proxy.
+    pub max_connections_per_ip: usize,
+    /// Whether [`max_connections_per_ip`](Config#structfield.max_connections_per_ip)
+    /// applies to loopback peers (127.0.0.0/8, `::1`) too. Default false.
+    pub limit_loopback: bool,
+    /// The kernel send buffer (`SO_SNDBUF`) of each accepted connection,
+    /// in bytes as passed to `setsockopt` (Linux doubles it for its
+    /// bookkeeping and reports the doubled figure). Default `Some(64 KiB)`:
+    /// the kernel then holds at most 128 KiB for a client that never reads,
+    /// instead of autotuning up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by
+    /// default); a reading client gets its messages as fast on a LAN.
+    /// `None` leaves the kernel's autotuning. Set on Linux only; elsewhere
+    /// it is ignored.
+    pub send_buffer_size: Option<usize>,
 }
 
 impl Default for Config {
@@ -160,6 +197,10 @@ impl Default for Config {
             queue_bytes: 256 << 10,
             allowed_hosts: Vec::new(),
             message_timeout: Some(Duration::from_secs(30)),
+            max_partial_bytes: 16 << 20,
+            max_connections_per_ip: 32,
+            limit_loopback: false,
+            send_buffer_size: Some(64 << 10),
         }
     }
 }
@@ -291,6 +332,30 @@ impl Config {
     /// Sets [`message_timeout`](Config#structfield.message_timeout).
     pub fn message_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.message_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_partial_bytes`](Config#structfield.max_partial_bytes).
+    pub fn max_partial_bytes(mut self, bytes: usize) -> Self {
+        self.max_partial_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_connections_per_ip`](Config#structfield.max_connections_per_ip).
+    pub fn max_connections_per_ip(mut self, count: usize) -> Self {
+        self.max_connections_per_ip = count;
+        self
+    }
+
+    /// Sets [`limit_loopback`](Config#structfield.limit_loopback).
+    pub fn limit_loopback(mut self, limit: bool) -> Self {
+        self.limit_loopback = limit;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Config#structfield.send_buffer_size).
+    pub fn send_buffer_size(mut self, bytes: Option<usize>) -> Self {
+        self.send_buffer_size = bytes;
         self
     }
 }

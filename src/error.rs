@@ -115,18 +115,23 @@ pub enum ProtocolError {
     /// [`message_timeout`](crate::Config#structfield.message_timeout): the
     /// peer trickles it.
     MessageTooSlow,
+    /// The messages in progress on all connections hold their whole
+    /// budget: this one may not grow (close code 1013, try again later).
+    Overloaded,
 }
 
 impl ProtocolError {
     /// The close code this violation is answered with: 1007 for bad UTF-8,
     /// 1009 for a size limit, 1008 (policy violation) for a message too
     /// slow to arrive (it is not too big: 1009 would tell the peer to send
-    /// less, when it must send faster), 1002 for everything else.
+    /// less, when it must send faster), 1013 for an exhausted server
+    /// budget, 1002 for everything else.
     pub fn close_code(self) -> CloseCode {
         match self {
             ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
             ProtocolError::MessageTooSlow => CloseCode::POLICY,
+            ProtocolError::Overloaded => CloseCode::TRY_AGAIN_LATER,
             _ => CloseCode::PROTOCOL,
         }
     }
@@ -156,6 +161,9 @@ impl fmt::Display for ProtocolError {
             ProtocolError::FrameTooBig => f.write_str("frame larger than the limit"),
             ProtocolError::MessageTooBig => f.write_str("message larger than the limit"),
             ProtocolError::MessageTooSlow => f.write_str("message slower than the time limit"),
+            ProtocolError::Overloaded => {
+                f.write_str("messages in progress hold the server's whole budget")
+            }
         }
     }
 }

@@ -146,3 +146,144 @@ pub(crate) fn write_all_vectored<W: Write>(
     }
     Ok(())
 }
+
+/// Sets the kernel's send buffer of `stream` (`SO_SNDBUF`) to `bytes`, as
+/// [`Config::send_buffer_size`] asks; Linux doubles it for its bookkeeping.
+/// Setting it also turns off the kernel's autotuning of that buffer, which
+/// otherwise grows it up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by
+/// default) for a peer that does not read.
+///
+/// std has no setter, so this calls libc's `setsockopt` (linked by std
+/// already): the crate's one `unsafe` block. On other systems it does
+/// nothing.
+///
+/// # Errors
+///
+/// If the kernel refuses the option.
+///
+/// [`Config::send_buffer_size`]: crate::Config#structfield.send_buffer_size
+pub(crate) fn set_send_buffer_size(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+        sys::set_int_option(stream.as_raw_fd(), sys::SOL_SOCKET, sys::SO_SNDBUF, bytes)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (stream, bytes);
+        Ok(())
+    }
+}
+
+/// The one call into libc, kept small enough to check by eye.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod sys {
+    use std::ffi::{c_int, c_void};
+    use std::io;
+    use std::os::fd::RawFd;
+
+    // <asm-generic/socket.h>; MIPS, SPARC and Alpha number them otherwise.
+    #[cfg(not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    pub(super) const SOL_SOCKET: c_int = 1;
+    #[cfg(not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    pub(super) const SO_SNDBUF: c_int = 7;
+    #[cfg(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))]
+    pub(super) const SOL_SOCKET: c_int = 0xffff;
+    #[cfg(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))]
+    pub(super) const SO_SNDBUF: c_int = 0x1001;
+
+    extern "C" {
+        #[cfg(test)]
+        fn getsockopt(
+            fd: c_int,
+            level: c_int,
+            name: c_int,
+            value: *mut c_void,
+            len: *mut u32,
+        ) -> c_int;
+        fn setsockopt(
+            fd: c_int,
+            level: c_int,
+            name: c_int,
+            value: *const c_void,
+            len: u32,
+        ) -> c_int;
+    }
+
+    /// `setsockopt(fd, level, name, &value, sizeof(int))`.
+    #[allow(unsafe_code)]
+    pub(super) fn set_int_option(
+        fd: RawFd,
+        level: c_int,
+        name: c_int,
+        value: c_int,
+    ) -> io::Result<()> {
+        let len = std::mem::size_of::<c_int>() as u32;
+        // SAFETY: `value` is a live c_int for the whole call and `len` is
+        // its size; the kernel only reads it. `fd` is borrowed from an open
+        // socket. An invalid fd or option is an error return, not UB.
+        let result = unsafe { setsockopt(fd, level, name, (&value as *const c_int).cast(), len) };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// `getsockopt(fd, level, name, &value, &sizeof(int))`: for tests only.
+    #[cfg(test)]
+    #[allow(unsafe_code)]
+    pub(super) fn int_option(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int> {
+        let mut value: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as u32;
+        // SAFETY: the kernel writes at most `len` bytes into `value`, a
+        // live c_int, and `len` back.
+        let result =
+            unsafe { getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len) };
+        if result == 0 {
+            Ok(value)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    use super::sys;
+
+    #[test]
+    fn the_send_buffer_is_set_and_autotuning_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let size = |s: &TcpStream| sys::int_option(s.as_raw_fd(), sys::SOL_SOCKET, sys::SO_SNDBUF);
+        super::set_send_buffer_size(&server, 64 << 10).unwrap();
+        // Linux doubles what it is given, for its bookkeeping.
+        assert_eq!(size(&server).unwrap(), 128 << 10);
+    }
+}

@@ -51,11 +51,26 @@ struct Assembly {
 /// command, so an idle connection holds little memory.
 const COLD_BUFFER: usize = 256;
 
-/// How much of a large payload is first read straight into its message.
-const DIRECT_CHUNK: usize = 64 << 10;
-
 /// The most read straight into a message at once.
 const MAX_DIRECT_CHUNK: usize = 1 << 20;
+
+/// A byte budget that the messages in progress of many connections share
+/// (the server's [`Config::max_partial_bytes`]), so their sum is bounded
+/// whatever the number of connections.
+///
+/// The receiving half takes from it before its message's storage grows,
+/// and gives everything back when the message is complete, fails, or the
+/// half is dropped. Implemented by the runtime (an atomic counter); the
+/// core only calls it.
+///
+/// [`Config::max_partial_bytes`]: crate::Config#structfield.max_partial_bytes
+pub trait MessageBudget: Send + Sync + std::fmt::Debug {
+    /// Takes `bytes` from the budget; returns false, taking nothing, when
+    /// fewer are left.
+    fn take(&self, bytes: usize) -> bool;
+    /// Gives back `bytes` taken earlier.
+    fn give(&self, bytes: usize);
+}
 
 /// The receiving half of one connection's protocol, for either role.
 #[derive(Debug)]
@@ -74,9 +89,12 @@ pub struct Inbound {
     /// Where in the message the last [`Inbound::buffer`] pointed, when it
     /// lent out the message itself for a large payload.
     direct: Option<usize>,
-    /// The size of the next direct read (zeroed first): it doubles while
-    /// reads fill it and shrinks to what arrives, so a fast sender's payload
-    /// takes few reads and a trickling one costs little zeroing.
+    /// The most offered to the next direct read (zeroed first): it doubles
+    /// while reads fill it and shrinks to what arrives, so a trickling
+    /// sender costs little zeroing. The offer is also never more than the
+    /// message already holds (or a read buffer): a message's storage grows
+    /// with the bytes that arrived, at most doubling per read, so a header
+    /// alone commits no more than a read buffer.
     direct_chunk: usize,
     header: [u8; MAX_HEADER_LEN],
     header_len: usize,
@@ -85,6 +103,20 @@ pub struct Inbound {
     control: Vec<u8>,
     /// The negotiated per-message extension, if any.
     extension: Option<Box<dyn Extension>>,
+    /// The budget the message's storage is taken from, if any.
+    budget: Option<Box<dyn MessageBudget>>,
+    /// The bytes taken from `budget` for the message in progress: its
+    /// storage's capacity beyond a read buffer.
+    taken: usize,
+    /// The budget refused the message room to grow: the next
+    /// [`Inbound::next_message`] fails with [`ProtocolError::Overloaded`].
+    refused: bool,
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl Inbound {
@@ -102,13 +134,16 @@ impl Inbound {
             start: 0,
             end: 0,
             direct: None,
-            direct_chunk: DIRECT_CHUNK,
+            direct_chunk: MAX_DIRECT_CHUNK,
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             frame: None,
             message: None,
             control: Vec::new(),
             extension: None,
+            budget: None,
+            taken: 0,
+            refused: false,
         }
     }
 
@@ -125,6 +160,30 @@ impl Inbound {
     /// first frame carries them are restored by the extension.
     pub fn set_extension(&mut self, extension: Box<dyn Extension>) {
         self.extension = Some(extension);
+    }
+
+    /// Takes the storage of messages in progress from `budget`, beyond a
+    /// read buffer's worth each (the connection's own, so small messages
+    /// pass even when large ones hold the whole budget): past it,
+    /// [`next_message`](Self::next_message) fails with
+    /// [`ProtocolError::Overloaded`] (close code 1013, try again later).
+    pub fn set_budget(&mut self, budget: Box<dyn MessageBudget>) {
+        self.release();
+        self.budget = Some(budget);
+        self.taken = self
+            .message
+            .as_ref()
+            .map_or(0, |m| m.data.capacity().saturating_sub(self.buf_size));
+        if !self.budget.as_ref().is_some_and(|b| b.take(self.taken)) {
+            self.taken = 0;
+        }
+    }
+
+    /// The bytes the message in progress holds: the capacity of its
+    /// storage (0 between messages). What it takes from a
+    /// [budget](Self::set_budget) is this less a read buffer.
+    pub fn partial_bytes(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.data.capacity())
     }
 
     /// Whether the peer's close frame arrived or the peer broke the
@@ -160,19 +219,23 @@ impl Inbound {
     /// message. Never empty once [`next_message`](Self::next_message) has
     /// returned `Ok(None)`, which happens only when every byte was used.
     pub fn buffer(&mut self) -> &mut [u8] {
-        self.direct = None;
+        if let (Some(at), Some(message)) = (self.direct.take(), &mut self.message) {
+            // Offered before and not committed: those bytes did not arrive.
+            message.data.truncate(at);
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if let (Some(frame), Some(message)) = (&self.frame, &mut self.message) {
-                let remaining = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
-                if !frame.opcode.is_control() && remaining >= self.buf_size {
-                    let at = message.data.len();
-                    let chunk = remaining.min(self.direct_chunk.max(self.buf_size));
-                    message.data.resize(at + chunk, 0);
+            if let Some(chunk) = self.direct_offer() {
+                if self.reserve(chunk, self.frame_remaining()) {
+                    let data = &mut self.message.as_mut().expect("a direct offer").data;
+                    let at = data.len();
+                    data.resize(at + chunk, 0);
                     self.direct = Some(at);
-                    return &mut message.data[at..];
+                    return &mut data[at..];
                 }
+                // Refused: read into the buffer; next_message fails.
+                self.refused = true;
             }
             let size = if self.cold {
                 COLD_BUFFER.min(self.buf_size)
@@ -234,12 +297,16 @@ impl Inbound {
         if result.is_err() {
             self.closed = true;
             self.message = None;
+            self.release();
             self.start = self.end;
         }
         result
     }
 
     fn advance(&mut self) -> Result<Option<Message>, ProtocolError> {
+        if self.refused {
+            return Err(ProtocolError::Overloaded);
+        }
         // Text read straight into the message is checked here.
         if let Some(message) = self.message.as_mut().filter(|m| m.text && m.rsv == 0) {
             check_utf8(message)?;
@@ -256,6 +323,14 @@ impl Inbound {
             };
             if frame.remaining > 0 {
                 if self.start == self.end {
+                    // Take the next read's room from the budget now, so a
+                    // refusal comes before the read, not after more bytes.
+                    if let Some(chunk) = self.direct_offer() {
+                        if !self.reserve(chunk, self.frame_remaining()) {
+                            self.refused = true;
+                            return Err(ProtocolError::Overloaded);
+                        }
+                    }
                     return Ok(None);
                 }
                 self.read_payload(frame)?;
@@ -360,7 +435,12 @@ impl Inbound {
     /// Moves buffered payload bytes into the message or control frame,
     /// unmasking them, and checks new text as soon as it arrives.
     fn read_payload(&mut self, mut frame: Frame) -> Result<(), ProtocolError> {
-        let n = (self.end - self.start).min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
+        let remaining = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
+        let n = (self.end - self.start).min(remaining);
+        if !frame.opcode.is_control() && !self.reserve(n, remaining) {
+            self.refused = true;
+            return Err(ProtocolError::Overloaded);
+        }
         let bytes = &self.buf[self.start..self.start + n];
         self.start += n;
         frame.remaining -= n as u64;
@@ -403,6 +483,7 @@ impl Inbound {
                     .message
                     .take()
                     .expect("a data frame belongs to a message");
+                self.release();
                 if message.rsv != 0 {
                     let extension = self
                         .extension
@@ -422,6 +503,88 @@ impl Inbound {
             }
         };
         Ok(Some(message))
+    }
+}
+
+impl Inbound {
+    /// Makes room for `additional` more bytes in the message in progress,
+    /// whose current frame has `remaining` bytes to come, taking the growth
+    /// from the budget first. The capacity at most doubles, stays within
+    /// twice the bytes that arrived plus a read buffer (offers are at most
+    /// what the message holds, or a read buffer) and never passes the end
+    /// of the frame, so the storage follows the bytes that arrived.
+    /// Returns false, allocating nothing, when the budget refuses.
+    fn reserve(&mut self, additional: usize, remaining: usize) -> bool {
+        let Some(message) = &mut self.message else {
+            return true;
+        };
+        let len = message.data.len();
+        let needed = len + additional;
+        let capacity = message.data.capacity();
+        if needed <= capacity {
+            return true;
+        }
+        // Never more than twice what arrived plus a read buffer.
+        let target = (2 * capacity)
+            .min(2 * len + self.buf_size)
+            .min(len.saturating_add(remaining))
+            .max(needed);
+        if let Some(budget) = &self.budget {
+            // A read buffer's worth of each message is the connection's
+            // own (counted per connection, like its read buffer): small
+            // messages pass even when large ones hold the whole budget.
+            let grow = target
+                .saturating_sub(self.buf_size)
+                .saturating_sub(self.taken);
+            if !budget.take(grow) {
+                return false;
+            }
+            self.taken += grow;
+        }
+        message.data.reserve_exact(target - len);
+        true
+    }
+
+    /// The size of the next read straight into the message, when the read
+    /// buffer is empty and a data frame's payload of at least a read buffer
+    /// is to come: at most what the message holds (or a read buffer), so
+    /// its storage grows with the bytes that arrived.
+    fn direct_offer(&self) -> Option<usize> {
+        let (Some(frame), Some(message)) = (self.frame, &self.message) else {
+            return None;
+        };
+        let remaining = self.frame_remaining();
+        if frame.opcode.is_control() || remaining < self.buf_size || self.refused {
+            return None;
+        }
+        let held = message.data.len();
+        let chunk = remaining
+            .min(self.direct_chunk.max(self.buf_size))
+            .min(held.max(self.buf_size));
+        // A tail shorter than a read buffer would come through the read
+        // buffer and grow the storage once more (a copy of all of it):
+        // offer it now, while the storage stays within its bound, unless
+        // the sender trickles.
+        if held >= self.buf_size && self.direct_chunk >= held && remaining - chunk < self.buf_size {
+            return Some(remaining);
+        }
+        Some(chunk)
+    }
+
+    /// The payload bytes of the current frame still to come.
+    fn frame_remaining(&self) -> usize {
+        self.frame
+            .map_or(0, |f| usize::try_from(f.remaining).unwrap_or(usize::MAX))
+    }
+
+    /// Gives back to the budget what the message in progress took.
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            if self.taken > 0 {
+                budget.give(self.taken);
+            }
+        }
+        self.taken = 0;
     }
 }
 

@@ -39,7 +39,7 @@ mod inbound;
 mod outbound;
 mod state;
 
-pub use inbound::Inbound;
+pub use inbound::{Inbound, MessageBudget};
 pub use outbound::{Outbound, Reply};
 pub use state::State;
 

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  accept thread (Server::run)
-//!     |  one per connection; past max_connections: 503, no thread
+//!     |  one per connection; past max_connections (or
+//!     |  max_connections_per_ip from one address): 503, no thread
 //!     v
 //!  connection thread "boardcast-conn"       writer thread "boardcast-write"
 //!    handshake (deadline)                      parks until the client's
@@ -21,7 +22,6 @@
 //!     is full too, the topic's Policy drops or disconnects
 //! ```
 
-use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,7 +46,7 @@ mod writer;
 pub use client::{Client, Sender};
 
 use crate::server::outbox::Outbox;
-use crate::server::shared::{Live, Shared};
+use crate::server::shared::{Connections, IpKey, Live, PartialBudget, Shared};
 use crate::server::task::{Handler, HttpFn, Task, UpgradeFn};
 use crate::server::tracker::Tracker;
 
@@ -115,10 +115,11 @@ impl Server {
             flusher: Arc::default(),
             stopping: AtomicBool::new(false),
             local_addr: listener.local_addr()?,
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(Connections::default()),
             next_id: AtomicU64::new(1),
             threads: Arc::new(Tracker::default()),
             started: Instant::now(),
+            partial: Arc::new(PartialBudget::new(config.max_partial_bytes)),
         });
         Ok(Server {
             listener,
@@ -225,17 +226,34 @@ impl Server {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("set_nodelay: {e}");
         }
+        if let Some(bytes) = self.config.send_buffer_size {
+            if let Err(e) = socket::set_send_buffer_size(&stream, bytes) {
+                log::debug!("SO_SNDBUF: {e}");
+            }
+        }
         let stream: Arc<dyn Socket> = Arc::new(stream);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let ip = (self.config.limit_loopback || !peer.ip().to_canonical().is_loopback())
+            .then(|| IpKey::of(peer.ip()));
         {
             let mut connections = self.shared.connections();
-            if connections.len() >= self.config.max_connections {
+            let full = connections.len() >= self.config.max_connections;
+            let host_full =
+                ip.is_some_and(|ip| connections.count_of(ip) >= self.config.max_connections_per_ip);
+            if full || host_full {
                 drop(connections);
                 bump(&self.shared.counters.rejected_full);
-                log::info!(
-                    "refusing {peer}: {} connections",
-                    self.config.max_connections
-                );
+                if full {
+                    log::info!(
+                        "refusing {peer}: {} connections",
+                        self.config.max_connections
+                    );
+                } else {
+                    log::info!(
+                        "refusing {peer}: {} connections from its address",
+                        self.config.max_connections_per_ip
+                    );
+                }
                 refuse_full(&*stream);
                 return;
             }
@@ -244,6 +262,7 @@ impl Server {
                 Live {
                     stream: Arc::clone(&stream),
                     outbox: None,
+                    ip,
                 },
             );
         }
@@ -279,7 +298,7 @@ impl Server {
     fn shutdown_gracefully(&self) {
         let live: Vec<Live> = self.shared.connections().values().cloned().collect();
         log::info!("shutting down: closing {} connections", live.len());
-        for Live { stream, outbox } in &live {
+        for Live { stream, outbox, .. } in &live {
             match outbox {
                 Some(outbox) => {
                     let _ = outbox.close(Some(CloseCode::AWAY), "server shutting down");

@@ -138,7 +138,10 @@ impl Task {
     /// its locals are not on the stack while the handshake runs: a thread
     /// keeps every stack page it touched resident for life.
     #[inline(never)]
-    fn connect(&self, received: Box<Received>) -> Client {
+    fn connect(&self, mut received: Box<Received>) -> Client {
+        received
+            .inbound
+            .set_budget(Box::new(Arc::clone(&self.shared.partial)));
         let stream = &self.stream;
         let outbox = Arc::clone(&self.outbox);
         let link = Arc::new(Link {

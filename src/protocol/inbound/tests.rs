@@ -382,24 +382,76 @@ fn large_payloads_are_read_straight_into_the_message() {
     let mut protocol = Inbound::new(Role::Server, &config);
     let mut rest = &wire[..];
     let mut offered = Vec::new();
-    let mut received = Vec::new();
+    let mut received = None;
     while !rest.is_empty() {
+        let held = protocol.message.as_ref().map_or(0, |m| m.data.len());
+        let offer = protocol.buffer().len();
+        offered.push(offer);
+        // The message's storage grows with what arrived: an offer is at
+        // most what the message already holds, or a read buffer.
+        assert!(offer <= held.max(1024), "{offer} after {held}");
+        assert!(protocol.partial_bytes() <= 2 * held + 1024);
         let buf = protocol.buffer();
-        offered.push(buf.len());
         // A sender that fills every read it is offered.
         let n = buf.len().min(rest.len());
         buf[..n].copy_from_slice(&rest[..n]);
         protocol.commit(n);
         rest = &rest[n..];
         if let Some(message) = protocol.next_message().unwrap() {
-            received.push(message);
+            received = Some(message);
         }
     }
+    assert_eq!(received, Some(Message::Binary(payload)));
+    // The read buffer once, then the message, doubling: 1024 bytes, then
+    // what the message holds each time.
+    assert_eq!(offered[..4], [1024, 1024, 2034, 4068], "{offered:?}");
+    // Doubling from 1 KiB to 300 KB: about log2(300) reads, not one per KiB.
+    assert!(offered.len() <= 11, "{offered:?}");
+    assert_eq!(protocol.partial_bytes(), 0);
+}
+
+#[test]
+fn a_64_kib_message_takes_five_reads_and_no_tail_through_the_buffer() {
+    let payload = vec![5; 64 << 10];
+    let wire = client_frame(true, 0x2, &payload);
+    let mut protocol = Inbound::new(Role::Server, &Config::default());
+    let mut rest = &wire[..];
+    let mut offered = Vec::new();
+    let mut received = None;
+    while !rest.is_empty() {
+        let buf = protocol.buffer();
+        offered.push(buf.len());
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        protocol.commit(n);
+        rest = &rest[n..];
+        received = protocol.next_message().unwrap().or(received);
+    }
+    assert_eq!(received, Some(Message::Binary(payload)));
+    // The read buffer (header and 4,082 bytes), then doubling with what
+    // arrived; the last offer takes the 112-byte tail with it, so the
+    // storage is not grown (copied) once more for it.
+    assert_eq!(offered, [4096, 4096, 8178, 16356, 32824]);
+}
+
+#[test]
+fn a_header_alone_commits_no_more_than_a_read_buffer() {
+    // A frame of the largest size announced, and nothing of its payload:
+    // the message's storage is one read buffer, not the frame's size.
+    let config = Config::default();
+    let header = &client_frame(true, 0x2, &[0; 256 << 10])[..14];
+    let mut protocol = Inbound::new(Role::Server, &config);
+    protocol.buffer()[..header.len()].copy_from_slice(header);
+    protocol.commit(header.len());
     assert_eq!(protocol.next_message(), Ok(None));
-    assert_eq!(received, [Message::Binary(payload)], "the one message");
-    // The read buffer once, then the message: 64 KiB, doubling.
-    assert_eq!(offered[..3], [1024, 64 << 10, 128 << 10]);
-    assert!(offered.len() <= 5, "{offered:?}");
+    assert_eq!(protocol.buffer().len(), config.read_buffer_size);
+    assert_eq!(protocol.partial_bytes(), config.read_buffer_size);
+    // Four bytes arrive: the next offer is still a read buffer, and the
+    // storage at most twice what arrived plus a read buffer.
+    protocol.commit(4);
+    assert_eq!(protocol.next_message(), Ok(None));
+    assert_eq!(protocol.buffer().len(), config.read_buffer_size);
+    assert_eq!(protocol.partial_bytes(), 2 * 4 + config.read_buffer_size);
 }
 
 #[test]
@@ -519,4 +571,122 @@ fn an_extension_restores_the_messages_it_marked() {
         inbound.commit(wire.len());
         assert_eq!(inbound.next_message(), Err(ProtocolError::ReservedBits));
     }
+}
+
+/// A budget shared by several halves, as the server's atomic counter is.
+#[derive(Debug, Clone)]
+struct Shared(std::sync::Arc<std::sync::Mutex<(usize, usize)>>);
+
+impl Shared {
+    fn new(limit: usize) -> Shared {
+        Shared(std::sync::Arc::new(std::sync::Mutex::new((0, limit))))
+    }
+
+    fn used(&self) -> usize {
+        self.0.lock().unwrap().0
+    }
+}
+
+impl MessageBudget for Shared {
+    fn take(&self, bytes: usize) -> bool {
+        let mut state = self.0.lock().unwrap();
+        if state.0 + bytes > state.1 {
+            return false;
+        }
+        state.0 += bytes;
+        true
+    }
+
+    fn give(&self, bytes: usize) {
+        let mut state = self.0.lock().unwrap();
+        state.0 = state
+            .0
+            .checked_sub(bytes)
+            .expect("gave back more than taken");
+    }
+}
+
+/// Feeds `wire` to `inbound` in reads of what it offers, until it is used
+/// up or a message or error comes out.
+fn feed_offered(inbound: &mut Inbound, mut wire: &[u8]) -> Result<Option<Message>, ProtocolError> {
+    loop {
+        match inbound.next_message() {
+            Ok(None) if !wire.is_empty() => {}
+            other => return other,
+        }
+        let buf = inbound.buffer();
+        let n = buf.len().min(wire.len());
+        buf[..n].copy_from_slice(&wire[..n]);
+        inbound.commit(n);
+        wire = &wire[n..];
+    }
+}
+
+#[test]
+fn messages_in_progress_take_from_a_shared_budget() {
+    let budget = Shared::new(128 << 10);
+    let mut a = Inbound::new(Role::Server, &Config::default());
+    let mut b = Inbound::new(Role::Server, &Config::default());
+    a.set_budget(Box::new(budget.clone()));
+    b.set_budget(Box::new(budget.clone()));
+    // A holds 50 KB of a 200 KB message, and room for its next read (as
+    // much again): what its storage holds is taken.
+    let big = client_frame(true, 0x2, &[1; 200_000]);
+    assert_eq!(feed_offered(&mut a, &big[..50_000]), Ok(None));
+    // Less a read buffer's worth: each connection's own.
+    assert_eq!(budget.used(), a.partial_bytes() - 4096);
+    assert!(
+        a.partial_bytes() >= 2 * (50_000 - 14),
+        "{}",
+        a.partial_bytes()
+    );
+    assert!(
+        a.partial_bytes() <= 2 * 50_000 + 4096,
+        "{}",
+        a.partial_bytes()
+    );
+    // B's 50 KB message does not fit beside it: B is refused with 1013,
+    // and gives back what it took.
+    let refused = feed_offered(&mut b, &client_frame(true, 0x2, &[2; 50_000]));
+    assert_eq!(refused, Err(ProtocolError::Overloaded));
+    assert_eq!(
+        ProtocolError::Overloaded.close_code(),
+        CloseCode::TRY_AGAIN_LATER
+    );
+    assert!(b.is_closed());
+    assert_eq!(budget.used(), a.partial_bytes() - 4096);
+    // Small messages take nothing once complete, and fit in what is left.
+    let mut c = Inbound::new(Role::Server, &Config::default());
+    c.set_budget(Box::new(budget.clone()));
+    assert_eq!(
+        feed_offered(&mut c, &text(true, b"small")),
+        Ok(Some(Message::Text("small".into())))
+    );
+    assert_eq!(budget.used(), a.partial_bytes() - 4096);
+    // Even with the budget spent, a message of up to a read buffer passes.
+    let spent = Shared::new(0);
+    let mut e = Inbound::new(Role::Server, &Config::default());
+    e.set_budget(Box::new(spent.clone()));
+    let command = client_frame(true, 0x2, &[4; 4096]);
+    assert_eq!(
+        feed_offered(&mut e, &command),
+        Ok(Some(Message::Binary(vec![4; 4096])))
+    );
+    let larger = client_frame(true, 0x2, &[4; 4097]);
+    assert_eq!(
+        feed_offered(&mut e, &larger),
+        Err(ProtocolError::Overloaded)
+    );
+    // A dropped half (a connection gone mid-message) gives back its share.
+    drop(a);
+    assert_eq!(budget.used(), 0);
+    // A completed message gives back its share too.
+    let mut d = Inbound::new(Role::Server, &Config::default());
+    d.set_budget(Box::new(budget.clone()));
+    let wire = client_frame(true, 0x2, &[3; 90_000]);
+    assert_eq!(
+        feed_offered(&mut d, &wire),
+        Ok(Some(Message::Binary(vec![3; 90_000])))
+    );
+    assert_eq!(budget.used(), 0);
 }
