@@ -26,7 +26,9 @@ pub struct Stats {
     pub disconnected_unresponsive: u64,
     /// Clients disconnected because a write failed or timed out.
     pub disconnected_write: u64,
-    /// Connections refused with 503 because the server was full.
+    /// Connections refused with 503: the server was full
+    /// (`max_connections`), or their address had its share
+    /// (`max_connections_per_ip`).
     pub rejected_full: u64,
     /// Handshakes that failed: refused, timed out, or broken off.
     pub handshake_failed: u64,
