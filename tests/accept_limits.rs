@@ -148,12 +148,7 @@ fn peer_answering_pings_stays_connected() {
         .unwrap();
     stream.write_all(&support::client_close(1000, "")).unwrap();
     // Pings may cross the close; the close answer comes last.
-    let close = loop {
-        let frame = support::read_frame(&mut stream).expect("the close answer");
-        if frame.opcode != op::PING {
-            break frame;
-        }
-    };
+    let close = support::read_past_pings(&mut stream, "the close answer");
     assert_eq!(close.close_code(), Some(1000));
     let (received, end, _) = server.result();
     end.expect("a clean close");
@@ -243,12 +238,7 @@ fn connection_read_timeout_returns_would_block_and_keepalive_runs_across_it() {
         .write_all(&support::client_frame(true, op::TEXT, b"done"))
         .unwrap();
     stream.write_all(&support::client_close(1000, "")).unwrap();
-    let close = loop {
-        let frame = support::read_frame(&mut stream).expect("the close answer");
-        if frame.opcode != op::PING {
-            break frame;
-        }
-    };
+    let close = support::read_past_pings(&mut stream, "the close answer");
     assert_eq!(close.close_code(), Some(1000));
     let (ticks, received) = server.result().expect("a clean close");
     assert!(ticks >= 2, "recv returned WouldBlock {ticks} times");

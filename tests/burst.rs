@@ -14,21 +14,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
 use support::{op, TIMEOUT};
-
-/// The server process, killed however the test ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 #[ignore = "a measurement: needs the release build of examples/broadcast"]
@@ -37,30 +26,9 @@ fn resident_memory_before_during_and_after_a_burst_of_partial_messages() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(500);
-    let bin = std::env::var("BROADCAST_BIN").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/release/examples/broadcast"
-        )
-        .into()
-    });
-    let mut child = Command::new(&bin)
-        .args(["127.0.0.1:0", "--rate", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{bin}: {e}; run cargo build --release --example broadcast"));
-    let stdout = child.stdout.take().unwrap();
-    let child = Killed(child);
-    let mut banner = String::new();
-    BufReader::new(stdout).read_line(&mut banner).unwrap();
-    let addr = banner
-        .split("ws://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    let status = || std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
-    let field = |name| support::parse_status_field(&status(), name);
+    let example = support::BroadcastExample::start();
+    let addr = example.addr;
+    let field = |name| example.status(name);
     support::wait_until(TIMEOUT, "the publisher thread started", || {
         field("Threads:") == 2
     });
@@ -103,7 +71,7 @@ fn resident_memory_before_during_and_after_a_burst_of_partial_messages() {
     // Gone when no connection or writer thread is left (the flusher
     // thread may have started meanwhile: it stays).
     let client_threads = || {
-        std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
+        std::fs::read_dir(format!("/proc/{}/task", example.id()))
             .unwrap()
             .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
             .filter(|name| {
@@ -122,5 +90,4 @@ fn resident_memory_before_during_and_after_a_burst_of_partial_messages() {
         partial.len() >> 10,
         std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset".into())
     );
-    drop(child);
 }

@@ -8,9 +8,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use support::TIMEOUT;
 
 const CLIENTS: usize = 1000;
@@ -18,31 +15,9 @@ const CLIENTS: usize = 1000;
 #[test]
 #[ignore = "a measurement: needs the release build of examples/broadcast"]
 fn idle_client_cost_of_the_broadcast_example() {
-    let bin = std::env::var("BROADCAST_BIN").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/release/examples/broadcast"
-        )
-        .into()
-    });
-    let mut child = Command::new(&bin)
-        .args(["127.0.0.1:0", "--rate", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{bin}: {e}; run cargo build --release --example broadcast"));
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    // "broadcast on ws://127.0.0.1:PORT : ..."
-    let addr = banner
-        .split("ws://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    let status = || std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let field = |name| support::parse_status_field(&status(), name);
+    let example = support::BroadcastExample::start();
+    let addr = example.addr;
+    let field = |name| example.status(name);
 
     support::wait_until(TIMEOUT, "the publisher thread started", || {
         field("Threads:") == 2
@@ -62,8 +37,6 @@ fn idle_client_cost_of_the_broadcast_example() {
         (threads_after - threads_before) / CLIENTS
     );
     drop(clients);
-    child.kill().unwrap();
-    child.wait().unwrap();
     // The README states 22 KiB per idle subscriber (two stacks of which two
     // pages each are touched, and a few KiB of heap); twice that means the
     // claim no longer holds. Below one page per client, nothing was

@@ -150,22 +150,12 @@ fn assert_steady_message_arrives(addr: SocketAddr) {
     let pieces = steady_message(&payload);
     let count = pieces.len();
     let trickling = trickle(stream.try_clone().unwrap(), pieces, ms(30));
-    let echo = loop {
-        let frame = support::read_frame(&mut stream).expect("the echo");
-        if frame.opcode != op::PING {
-            break frame;
-        }
-    };
+    let echo = support::read_past_pings(&mut stream, "the echo");
     assert_eq!(echo.opcode, op::BINARY);
     assert!(echo.payload == payload, "the echo differs");
     assert_eq!(trickling.join(), count);
     stream.write_all(&support::client_close(1000, "")).unwrap();
-    let close = loop {
-        let frame = support::read_frame(&mut stream).expect("the close answer");
-        if frame.opcode != op::PING {
-            break frame;
-        }
-    };
+    let close = support::read_past_pings(&mut stream, "the close answer");
     assert_eq!(close.close_code(), Some(1000));
 }
 
@@ -200,12 +190,7 @@ fn the_deadline_is_per_message() {
         stream
             .write_all(&support::client_frame(true, op::TEXT, b"tick"))
             .unwrap();
-        let frame = loop {
-            let frame = support::read_frame(&mut stream).expect("the echo");
-            if frame.opcode != op::PING {
-                break frame;
-            }
-        };
+        let frame = support::read_past_pings(&mut stream, "the echo");
         assert_eq!(frame.payload, b"tick", "{frame:?}");
         echoed += 1;
         std::thread::sleep(ms(20));

@@ -73,6 +73,17 @@ impl Frame {
     }
 }
 
+/// The next server frame that is not a keepalive ping (pings may cross
+/// what the test waits for); fails the test if the stream ends first.
+pub fn read_past_pings(stream: &mut impl Read, what: &str) -> Frame {
+    loop {
+        let frame = read_frame(stream).unwrap_or_else(|| panic!("the stream ended before {what}"));
+        if frame.opcode != op::PING {
+            return frame;
+        }
+    }
+}
+
 /// Reads one server frame; `None` if the stream ended (EOF or reset)
 /// before it began. Fails on anything a server must not send: RSV bits, a
 /// mask, a reserved opcode, a non-minimal length, a control frame that is

@@ -286,3 +286,64 @@ impl Write for Pipe {
 /// An in-memory stream takes no timeouts: a connection over it keeps no
 /// time limits.
 impl boardcast::Timeouts for Pipe {}
+
+/// The release build of `examples/broadcast` (or `BROADCAST_BIN`), run as
+/// its own process at 1 message/s on a port of its choosing; killed however
+/// the test ends. For the measurements (`footprint`, `burst`).
+pub struct BroadcastExample {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl BroadcastExample {
+    pub fn start() -> BroadcastExample {
+        use std::io::BufRead;
+        let bin = std::env::var("BROADCAST_BIN").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/release/examples/broadcast"
+            )
+            .into()
+        });
+        let mut child = std::process::Command::new(&bin)
+            .args(["127.0.0.1:0", "--rate", "1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{bin}: {e}; run cargo build --release --example broadcast")
+            });
+        let stdout = child.stdout.take().expect("piped");
+        let mut example = BroadcastExample {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+        };
+        let mut banner = String::new();
+        io::BufReader::new(stdout).read_line(&mut banner).unwrap();
+        // "broadcast on ws://127.0.0.1:PORT : ..."
+        example.addr = banner
+            .split("ws://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {banner:?}"));
+        example
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of the process's `/proc/PID/status`, in its unit.
+    pub fn status(&self, name: &str) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        parse_status_field(&status, name)
+    }
+}
+
+impl Drop for BroadcastExample {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
