@@ -128,6 +128,15 @@ impl<S: Socket + ?Sized> Write for Io<'_, S> {
     }
 }
 
+/// Whether a read failed because its timeout passed: `WouldBlock` on Unix
+/// (as a non-blocking socket's), `TimedOut` elsewhere.
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Writes every slice, in as few `writev` calls as the stream allows;
 /// empty slices (nothing at all, even) are fine.
 pub(crate) fn write_all_vectored<W: Write>(

@@ -10,6 +10,7 @@ use crate::connection::{Connection, Timeouts};
 use crate::error::{Error, HandshakeError};
 use crate::handshake::{Accept, AcceptKey, Parts, Request, Response, Status};
 use crate::protocol::{Inbound, Role};
+use crate::socket;
 
 /// Reads the opening handshake from `stream` and accepts it with the
 /// configured subprotocols and origin policy.
@@ -119,12 +120,7 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) && Instant::now() >= deadline =>
-                {
+                Err(e) if socket::is_timeout(&e) && Instant::now() >= deadline => {
                     return Err(timed_out())
                 }
                 Err(e) => return Err(e.into()),

@@ -135,25 +135,16 @@ pub(crate) fn recv(
             // timeout with none due is someone else's, or a socket left
             // non-blocking: the caller's, as below.)
             Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) && time.made().is_some_and(|clock| {
-                    clock.is_armed() && clock.due(Instant::now(), io.is_closing()).is_some()
-                }) =>
+                if socket::is_timeout(&e)
+                    && time.made().is_some_and(|clock| {
+                        clock.is_armed() && clock.due(Instant::now(), io.is_closing()).is_some()
+                    }) =>
             {
                 continue
             }
             // A read timeout of the caller's leaves the connection usable:
             // the caller may ping and call again.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(e.into())
-            }
+            Err(e) if socket::is_timeout(&e) => return Err(e.into()),
             Err(e) => {
                 *done = true;
                 return Err(e.into());
