@@ -193,34 +193,14 @@ mod sys {
     use std::os::fd::RawFd;
 
     // <asm-generic/socket.h>; MIPS, SPARC and Alpha number them otherwise.
-    #[cfg(not(any(
+    const MIPS_OR_SPARC: bool = cfg!(any(
         target_arch = "mips",
         target_arch = "mips64",
         target_arch = "sparc",
         target_arch = "sparc64"
-    )))]
-    pub(super) const SOL_SOCKET: c_int = 1;
-    #[cfg(not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    )))]
-    pub(super) const SO_SNDBUF: c_int = 7;
-    #[cfg(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))]
-    pub(super) const SOL_SOCKET: c_int = 0xffff;
-    #[cfg(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))]
-    pub(super) const SO_SNDBUF: c_int = 0x1001;
+    ));
+    pub(super) const SOL_SOCKET: c_int = if MIPS_OR_SPARC { 0xffff } else { 1 };
+    pub(super) const SO_SNDBUF: c_int = if MIPS_OR_SPARC { 0x1001 } else { 7 };
 
     extern "C" {
         #[cfg(test)]
