@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -17,26 +17,6 @@ use support::{op, Server, TIMEOUT};
 /// machine's scheduling.
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// Whether the server ended the stream, waiting at most `wait` to see it
-/// (the wait paces the caller's trickle).
-fn is_closed(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => panic!("the server answered a partial request"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            false
-        }
-        Err(_) => true,
-    }
 }
 
 #[test]
@@ -51,10 +31,12 @@ fn request_trickled_byte_by_byte_is_cut_at_the_handshake_deadline() {
     });
     let request = support::upgrade_request("/", "");
     let mut stream = support::tcp(server.addr());
+    // Each wait for the end paces the trickle: a byte per 100 ms.
+    stream.set_read_timeout(Some(ms(100))).unwrap();
     let start = Instant::now();
     let mut sent = 0;
     for byte in request.bytes() {
-        if stream.write_all(&[byte]).is_err() || is_closed(&mut stream, ms(100)) {
+        if stream.write_all(&[byte]).is_err() || support::is_closed(&mut stream) {
             break;
         }
         sent += 1;

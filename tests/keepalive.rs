@@ -21,10 +21,10 @@ fn config(pong_timeout: Duration) -> Config {
 type Ended = (Result<Option<Message>, String>, Instant);
 
 /// A handler that receives until the connection ends and reports how.
-fn start(pong_timeout: Duration) -> (Running, mpsc::Receiver<Ended>) {
+fn start(config: Config) -> (Running, mpsc::Receiver<Ended>) {
     let (tx, ended) = mpsc::channel::<Ended>();
     let tx = std::sync::Mutex::new(tx);
-    let running = Running::start(support::server(config(pong_timeout)), move |mut client| {
+    let running = Running::start(support::server(config), move |mut client| {
         let last = loop {
             match client.recv() {
                 Ok(Some(message)) if message.is_data() => {
@@ -41,7 +41,7 @@ fn start(pong_timeout: Duration) -> (Running, mpsc::Receiver<Ended>) {
 
 #[test]
 fn silent_peer_is_pinged_then_closed() {
-    let (running, ended) = start(Duration::from_millis(200));
+    let (running, ended) = start(config(Duration::from_millis(200)));
     let mut peer = support::raw_upgrade(running.addr, "/");
 
     // It reads, so it sees the ping, but never answers.
@@ -81,7 +81,7 @@ fn peer_answering_pings_stays_connected() {
     // A pong timeout with room for a loaded machine's scheduling delays.
     // (The writer checks for the pong when the timeout is up, so pings come
     // every 400 ms here.)
-    let (running, ended) = start(Duration::from_millis(400));
+    let (running, ended) = start(config(Duration::from_millis(400)));
     let mut ws = support::connect(running.addr, "/");
     // Short reads: tungstenite answers each ping inside `read`, which then
     // times out waiting for data.
@@ -126,23 +126,7 @@ fn no_pings_without_a_ping_interval() {
     let config = Config::default()
         .ping_interval(None)
         .pong_timeout(Duration::from_millis(50));
-    let (running, ended) = {
-        let (tx, ended) = mpsc::channel::<Ended>();
-        let tx = std::sync::Mutex::new(tx);
-        let running = Running::start(support::server(config), move |mut client| {
-            let last = loop {
-                match client.recv() {
-                    Ok(Some(message)) if message.is_data() => {
-                        let _ = client.send(message);
-                    }
-                    Ok(Some(_)) => {}
-                    other => break other.map_err(|e| e.to_string()),
-                }
-            };
-            let _ = tx.lock().unwrap().send((last, Instant::now()));
-        });
-        (running, ended)
-    };
+    let (running, ended) = start(config);
     let mut peer = support::raw_upgrade(running.addr, "/");
     peer.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut byte = [0u8; 1];

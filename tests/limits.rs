@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,7 +90,7 @@ fn slowloris_is_dropped_at_the_handshake_deadline_while_others_are_served() {
                 .unwrap();
             connected.send(()).unwrap();
             for (sent, byte) in request.bytes().enumerate() {
-                if stream.write_all(&[byte]).is_err() || is_closed(&mut stream) {
+                if stream.write_all(&[byte]).is_err() || support::is_closed(&mut stream) {
                     return (sent, start.elapsed());
                 }
             }
@@ -180,23 +179,4 @@ fn a_connection_in_its_handshake_holds_a_slot() {
     let mut next = support::connect(addr, "/");
     echoes(&mut next, "the freed slot");
     assert_eq!(running.stats().rejected_full, 1);
-}
-
-/// Waits (the read timeout: one slowloris beat) for the server to end the
-/// connection: true once it has.
-fn is_closed(stream: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => panic!("the server answered a partial request"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            false
-        }
-        Err(_) => true,
-    }
 }

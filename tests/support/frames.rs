@@ -73,6 +73,26 @@ impl Frame {
     }
 }
 
+/// Whether the server ended the stream, waiting up to the stream's read
+/// timeout to see it (the wait paces a caller's trickle); fails the test if
+/// the server answered instead.
+pub fn is_closed(stream: &mut impl Read) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => panic!("the server answered a partial request"),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(_) => true,
+    }
+}
+
 /// The next server frame that is not a keepalive ping (pings may cross
 /// what the test waits for); fails the test if the stream ends first.
 pub fn read_past_pings(stream: &mut impl Read, what: &str) -> Frame {
