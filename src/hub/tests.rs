@@ -36,10 +36,10 @@ impl Subscriber for Recorder {
         self.left.lock().unwrap().push(topic.into());
     }
 
-    fn replay(&self, backlog: &[Encoded], recovered: bool, policy: Policy) {
-        let seqs = backlog.iter().map(Encoded::seq).collect();
-        self.replays.lock().unwrap().push((seqs, recovered));
-        for message in backlog {
+    fn replay(&self, replay: &Replay<'_>, policy: Policy) {
+        let seqs = replay.messages.iter().map(Encoded::seq).collect();
+        self.replays.lock().unwrap().push((seqs, replay.recovered));
+        for message in replay.messages {
             self.offer(message, policy);
         }
     }
