@@ -403,17 +403,17 @@ impl Hub {
     /// Subscribes `subscriber` to `topic` after replaying what it missed
     /// since `after`, through [`Subscriber::replay`]: every kept message
     /// after the position if the position is of this epoch and the one
-    /// right after it is still kept ([`Resumed::Recovered`]), else the
-    /// latest message ([`Resumed::NotRecovered`]). No publish to any topic
-    /// runs meanwhile, so the subscriber gets the replay and then the live
-    /// messages with no gap and no duplicate.
+    /// right after it is still kept ([`Resumed::Recovered`]), else (or with
+    /// no position) the latest kept message ([`Resumed::NotRecovered`]). No
+    /// publish to any topic runs meanwhile, so the subscriber gets the
+    /// replay and then the live messages with no gap and no duplicate.
     ///
     /// Returns `None`, and replays nothing, if it was already subscribed.
     pub fn resume(
         &self,
         topic: &str,
         subscriber: &Arc<dyn Subscriber>,
-        after: Position,
+        after: Option<Position>,
     ) -> Option<Resumed> {
         let mut topics = self.topics_write();
         if !topics.contains_key(topic) {
@@ -427,9 +427,9 @@ impl Hub {
         let (backlog, recovered, last_seq) = {
             let mut log = entry.log();
             self.expire(entry, &mut log);
-            let since = (after.epoch == self.inner.epoch)
-                .then(|| log.since(after.seq))
-                .flatten();
+            let since = after
+                .filter(|after| after.epoch == self.inner.epoch)
+                .and_then(|after| log.since(after.seq));
             match since {
                 Some(backlog) => (backlog, true, log.seq),
                 None => (log.latest().cloned().into_iter().collect(), false, log.seq),

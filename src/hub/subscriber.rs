@@ -123,8 +123,11 @@ struct Inner {
     header_len: u8,
     frame: Box<[u8]>,
     /// Its other forms, made on first use; the slots only once one is.
-    forms: OnceLock<Box<[OnceLock<Box<[u8]>>; FORMS]>>,
+    forms: OnceLock<Box<Forms>>,
 }
+
+/// A message's forms, each made once.
+type Forms = [OnceLock<Box<[u8]>>; FORMS];
 
 /// How many other forms a message may have (see [`Form`]).
 const FORMS: usize = 6;
@@ -203,7 +206,11 @@ impl Encoded {
     /// their slots).
     pub(crate) fn size(&self) -> usize {
         let forms = self.0.forms.get().map_or(0, |slots| {
-            let made: usize = slots.iter().filter_map(OnceLock::get).map(|f| f.len()).sum();
+            let made: usize = slots
+                .iter()
+                .filter_map(OnceLock::get)
+                .map(|f| f.len())
+                .sum();
             made + std::mem::size_of_val(&**slots)
         });
         self.0.frame.len() + forms

@@ -6,6 +6,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use crate::handshake::{Request, Response};
 use crate::hub::{Encoded, Hub};
 use crate::wire::v1::is_topic;
 
@@ -57,6 +58,23 @@ pub fn latest(hub: &Hub, topics: Option<&str>) -> Result<String, BadTopic> {
     }
     out.push('}');
     Ok(out)
+}
+
+/// The answer to `GET /latest?topics=a,b` (see [`latest`]), for a route of
+/// your [`Server::on_http`](crate::Server::on_http): `200` with the JSON,
+/// `400` for a bad topic name, `405` for a method other than `GET` or
+/// `HEAD`. Never cached: it is a snapshot of the present.
+pub fn latest_response(hub: &Hub, request: &Request<'_>) -> Response {
+    if !matches!(request.method(), "GET" | "HEAD") {
+        return Response::text(405, "method not allowed").header("Allow", "GET, HEAD");
+    }
+    match latest(hub, request.query_param("topics").as_deref()) {
+        Ok(json) => Response::new(200)
+            .header("Content-Type", "application/json")
+            .header("Cache-Control", "no-store")
+            .body(json),
+        Err(e) => Response::text(400, e.to_string()),
+    }
 }
 
 /// `{"epoch":"…","seq":N,"data":…}`, with `"binary":true` for a binary
@@ -131,8 +149,17 @@ mod tests {
             )
         );
         let all = latest(&hub, None).unwrap();
-        assert!(all.contains("\"temp\":") && all.contains("\"cam\":"), "{all}");
-        assert_eq!(latest(&hub, Some("temp,temp")).unwrap().matches("temp").count(), 1);
+        assert!(
+            all.contains("\"temp\":") && all.contains("\"cam\":"),
+            "{all}"
+        );
+        assert_eq!(
+            latest(&hub, Some("temp,temp"))
+                .unwrap()
+                .matches("temp")
+                .count(),
+            1
+        );
         assert_eq!(latest(&hub, Some("a b")), Err(BadTopic));
         assert_eq!(latest(&hub, Some("")).unwrap(), "{}");
     }

@@ -194,7 +194,16 @@ mod tests {
     fn topics_are_short_and_plain() {
         assert!(is_topic("sensors/cpu.temp_1:a-b"));
         assert!(is_topic(&"a".repeat(64)));
-        for bad in ["", "a b", "a\nb", "é", "a,b", "a?b", "a\"b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "a b",
+            "a\nb",
+            "é",
+            "a,b",
+            "a?b",
+            "a\"b",
+            &"a".repeat(65),
+        ] {
             assert!(!is_topic(bad), "{bad:?}");
         }
     }
@@ -212,7 +221,10 @@ mod tests {
             parse("s temp 00000000000000ff 44"),
             Ok(Command::Subscribe {
                 topic: "temp",
-                after: Some(Position { epoch: 255, seq: 44 })
+                after: Some(Position {
+                    epoch: 255,
+                    seq: 44
+                })
             })
         );
         assert_eq!(parse("x temp"), Ok(Command::Unsubscribe { topic: "temp" }));
