@@ -123,12 +123,15 @@ function recorder(bc) {
 // --- the protocol, frame by frame ----------------------------------------------
 
 let threw = null;
-try {
-  boardcast.connect("ws://127.0.0.1:1/ws", { WebSocket: undefined });
-} catch (e) {
-  threw = e;
-}
-if (typeof globalThis.WebSocket !== "function") {
+{
+  const real = globalThis.WebSocket;
+  delete globalThis.WebSocket;
+  try {
+    boardcast.connect("ws://127.0.0.1:1/ws");
+  } catch (e) {
+    threw = e;
+  }
+  if (real) globalThis.WebSocket = real;
   check(threw && /experimental-websocket/.test(threw.message), "no WebSocket: a clear error, " + threw);
 }
 threw = null;
