@@ -138,7 +138,18 @@
     ws.onmessage = (event) => {
       if (!done) callbacks.message(event.data);
     };
-    ws.onerror = () => {}; // a close event follows
+    // The first of `error` and `close` is the loss. A close event should
+    // follow an error, but Node 20's WebSocket (undici before 6.20,
+    // nodejs/undici#3546) fires none after a refused handshake, and some
+    // runtimes fire a close with no error.
+    ws.onerror = () => {
+      lost({ code: 1006, reason: "connection failed" });
+      try {
+        ws.close();
+      } catch (e) {
+        // already closing
+      }
+    };
     ws.onclose = (event) => lost({ code: event.code, reason: event.reason });
     return {
       name: "websocket",

@@ -9,7 +9,7 @@
 
 import { boardcast, check, equal, until, limit, bytes, uncaught, expectUncaught } from "./harness.mjs";
 
-limit("unit");
+limit("unit", 30000);
 
 // --- a fake WebSocket -------------------------------------------------------
 
@@ -39,6 +39,9 @@ class FakeWebSocket {
   }
   recv(data) {
     this.onmessage({ data });
+  }
+  fail() {
+    this.onerror({}); // and no close event, as Node 20's undici does
   }
   drop(code = 1006) {
     this.closedWith = { code };
@@ -327,6 +330,13 @@ check(threw instanceof TypeError, "an invalid topic name is refused");
   check(sockets[before + 1].closedWith, "the silent socket was closed");
   equal(log.status.slice(-1)[0].reason, "no welcome within 30 ms", "status names the deadline");
   equal(log.status.slice(-1)[0].attempt, 2, "two failed attempts");
+  sockets[before + 2].fail(); // an error event and no close event
+  await until("a retry after an error alone", () => sockets.length === before + 4);
+  check(sockets[before + 2].closedWith, "the failed socket was closed");
+  equal([log.status.at(-1).attempt, log.status.at(-1).code], [3, 1006], "counted as a failed attempt");
+  sockets[before + 3].fail();
+  sockets[before + 3].drop(); // a close after the error changes nothing
+  equal(log.status.filter((s) => s.attempt === 4).length, 1, "one loss per socket");
   bc.close();
 }
 
