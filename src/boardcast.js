@@ -113,8 +113,9 @@
   // ---------------------------------------------------------------------
   // Transports: `factory(url, callbacks, options)` returns `{ name, send,
   // close }` and calls `callbacks.message(data)` for each frame (a string,
-  // or an ArrayBuffer) and `callbacks.close({ code, reason })` once when
-  // the link is lost (never after its own `close`).
+  // or an ArrayBuffer), `callbacks.close({ code, reason })` once when the
+  // link is lost (never after its own `close`), and `callbacks.error(e)`
+  // for an "error" event of the client (`{ type, reason }`).
 
   function webSocketTransport(url, callbacks, options) {
     const WS = options.WebSocket || root.WebSocket;
@@ -139,7 +140,7 @@
       if (!done) callbacks.message(event.data);
     };
     // The first of `error` and `close` is the loss. A close event should
-    // follow an error, but Node 20's WebSocket (undici before 6.20,
+    // follow an error, but Node 20's WebSocket (undici, see
     // nodejs/undici#3546) fires none after a refused handshake, and some
     // runtimes fire a close with no error.
     ws.onerror = () => {
