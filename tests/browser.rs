@@ -2,10 +2,10 @@
 //!
 //! Headless Chromium, driven over the DevTools protocol (a WebSocket of its
 //! own), loads the page from the `dashboard` example binary and checks that
-//! live readings arrive and the charts redraw, that commands round-trip
-//! (pause, acknowledged, then silence; resume; a new rate, acknowledged and
-//! kept), and that the page reconnects by itself after the server is killed
-//! and started again on the same port. It saves screenshots of a desktop
+//! live readings arrive and the charts redraw, that the page's controls
+//! work (pause: silence; resume; a new rate, kept), that `/latest` answers,
+//! and that the page reconnects by itself after the server is killed and
+//! started again on the same port. It saves screenshots of a desktop
 //! and a phone viewport to `target/dashboard.png` and
 //! `target/dashboard-phone.png`.
 //!
@@ -79,50 +79,51 @@ fn dashboard_in_a_browser() {
     }).length";
     assert!(num(&page.eval(drawn)) >= 1, "no chart has been drawn");
 
-    // Pause: acknowledged, then no more readings (one may have been on its
-    // way when the server unsubscribed the client).
+    // Pause: the page unsubscribes; from then on no reading is shown
+    // (boardcast.js drops what was on its way before the server's answer).
     page.eval("document.getElementById('pause').click()");
-    let state = page.wait_for("the pause to be acknowledged", |s| {
-        s["lastAck"]["cmd"] == "pause"
-    });
-    assert_eq!(state["lastAck"]["paused"], true, "{state:#}");
-    assert!(state["lastAck"]["rttMs"].is_number(), "{state:#}");
-    let at_pause = num(&state["lastAck"]["readingsAtAck"]);
+    let state = page.wait_for("the pause", |s| s["lastChange"]["paused"] == true);
+    let at_pause = num(&state["lastChange"]["readings"]);
     page.holds_for(
         "no readings while paused",
         Duration::from_millis(1500),
-        |s| num(&s["readings"]) <= at_pause + 1,
+        |s| num(&s["readings"]) == at_pause,
     );
 
-    // Resume: acknowledged, readings flow again.
+    // Resume: readings flow again.
     page.eval("document.getElementById('pause').click()");
-    let state = page.wait_for("the resume to be acknowledged", |s| {
-        s["lastAck"]["cmd"] == "resume"
-    });
-    assert_eq!(state["lastAck"]["paused"], false, "{state:#}");
-    let at_resume = num(&state["lastAck"]["readingsAtAck"]);
+    let state = page.wait_for("the resume", |s| s["lastChange"]["paused"] == false);
+    let at_resume = num(&state["lastChange"]["readings"]);
     page.wait_for("readings after resuming", |s| {
         num(&s["readings"]) >= at_resume + 5
     });
 
-    // A slower rate: acknowledged, then readings are RATE / SLOW samples
-    // apart.
+    // A slower rate: the page moves to that rate's topic, whose readings
+    // are RATE / SLOW samples apart.
     page.eval(&format!(
         "(() => {{ const s = document.getElementById('rate');
             s.value = '{SLOW}'; s.dispatchEvent(new Event('change')); }})()"
     ));
-    let state = page.wait_for("the rate change to be acknowledged", |s| {
-        s["lastAck"]["cmd"] == "rate"
-    });
-    assert_eq!(num(&state["lastAck"]["hz"]), SLOW, "{state:#}");
-    let at_rate = num(&state["lastAck"]["readingsAtAck"]);
+    let state = page.wait_for("the rate change", |s| num(&s["lastChange"]["hz"]) == SLOW);
+    let at_rate = num(&state["lastChange"]["readings"]);
     page.wait_for("readings at the slower rate", |s| {
         num(&s["readings"]) >= at_rate + 3 && num(&s["seqGap"]) == RATE / SLOW
     });
 
+    // GET /latest answers each topic's latest message: the info, published
+    // once, and a reading.
+    let latest = page.eval(&format!(
+        "fetch('/latest?topics=sensors/info,sensors/{SLOW}hz').then(r => r.json())"
+    ));
+    assert_eq!(latest["sensors/info"]["seq"], 1, "{latest:#}");
+    let reading = latest[format!("sensors/{SLOW}hz")]["data"]
+        .as_str()
+        .unwrap_or("");
+    assert!(reading.contains(r#""type":"reading""#), "{latest:#}");
+
     // The server dies: the page notices and retries; the server comes back
-    // on the same port: the page reconnects by itself, asks again for its
-    // rate, and readings resume.
+    // on the same port: the page reconnects by itself, subscribes again to
+    // its rate's topic (in a new epoch: not recovered), and readings resume.
     server.kill();
     let state = page.wait_for("the page to notice the server is gone", |s| {
         s["state"] == "reconnecting"
@@ -135,7 +136,7 @@ fn dashboard_in_a_browser() {
     assert_eq!(again, port, "restarted on another port");
     server = restarted;
     page.wait_for(
-        "the page to reconnect, restore its rate and get readings",
+        "the page to reconnect, keep its rate and get readings",
         |s| {
             s["state"] == "live"
                 && num(&s["connects"]) == 2

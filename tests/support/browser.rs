@@ -285,11 +285,12 @@ impl Page {
         }
     }
 
-    /// Evaluates a JavaScript expression in the page and returns its value.
+    /// Evaluates a JavaScript expression in the page and returns its value
+    /// (a promise's, once it settles).
     pub fn eval(&mut self, expression: &str) -> Value {
         let result = self.call(
             "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true }),
+            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
         );
         if let Some(exception) = result.get("exceptionDetails") {
             panic!("{expression} threw: {exception:#}");
