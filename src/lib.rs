@@ -107,9 +107,11 @@
 //!   permessage-deflate), [`Message`], [`Error`] and [`Config`]. Pure
 //!   functions and state machines over byte slices: no sockets, threads or
 //!   channels, tested with byte literals.
-//! - **The hub**: topics, policies, sequence numbers and an epoch, with no
-//!   transport; it reaches each subscriber through the
-//!   [`Subscriber`](hub::Subscriber) trait.
+//! - **The hub**: topics, policies, sequence numbers and an epoch, each
+//!   topic's recent history and resume, with no transport; it reaches each
+//!   subscriber through the [`Subscriber`](hub::Subscriber) trait. Beside
+//!   it, [`wire`]: the `boardcast.v1` browser protocol, the JSON of
+//!   `GET /latest`, and `boardcast.js`.
 //! - **The blocking layer**: [`Connection`] drives the core over any
 //!   `Read + Write` stream (a `TcpStream`, a TLS stream you bring, a pipe in
 //!   a test), keeping the configured time limits over one that takes
