@@ -245,6 +245,48 @@ fn history_is_bounded_by_count_bytes_age_and_the_budget() {
     assert!(used >= 3 * cost, "every topic keeps its latest: {used}");
 }
 
+/// A subscriber whose transport writes messages in another form (the
+/// `boardcast.v1` envelope), made as it is offered each one.
+#[derive(Debug)]
+struct Enveloping;
+
+impl Subscriber for Enveloping {
+    fn offer(&self, message: &Encoded, _: Policy) -> Delivery {
+        message.form(crate::wire::v1::ENVELOPE);
+        Delivery::Queued
+    }
+}
+
+#[test]
+fn the_history_counts_the_forms_its_subscribers_made() {
+    let hub = Hub::new();
+    let subscriber: Arc<dyn Subscriber> = Arc::new(Enveloping);
+    hub.subscribe("t", &subscriber);
+    hub.set_retention("t", Retention::default().messages(3));
+    // Nine: every envelope is the same size ("m t 7", "m t 8", "m t 9").
+    for _ in 0..9 {
+        hub.publish_binary("t", &[0; 100]);
+    }
+    // Each message: its frame (2 + 100), its envelope ("m t N\n" + 100,
+    // framed), the forms' slots, and the bookkeeping.
+    let latest = hub.latest("t").unwrap();
+    let cost = latest.size() + ENTRY_OVERHEAD;
+    assert!(latest.size() > 2 * (2 + 100), "{} bytes", latest.size());
+    assert_eq!(hub.stats().history_bytes, 3 * cost);
+
+    // The budget holds with the forms counted.
+    hub.set_history_budget(2 * cost);
+    hub.set_retention("t", Retention::default());
+    for _ in 0..10 {
+        hub.publish_binary("t", &[0; 100]);
+    }
+    assert!(
+        hub.stats().history_bytes <= 2 * cost,
+        "{}",
+        hub.stats().history_bytes
+    );
+}
+
 #[test]
 fn a_keep_latest_topic_keeps_its_latest_whatever_the_retention() {
     let hub = Hub::new();
