@@ -205,7 +205,7 @@ pub mod protocol;
 mod server;
 mod socket;
 
-pub use config::Config;
+pub use config::{Config, ContextTakeover};
 pub use connection::{accept, Connection, Handshake, Reader, Timeouts, Writer};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use handshake::{Accept, Request, Response};
