@@ -142,6 +142,9 @@ impl Task {
         received
             .inbound
             .set_budget(Box::new(Arc::clone(&self.shared.partial)));
+        if let Some(encoder) = received.encoder.take() {
+            self.outbox.outbound.set_encoder(encoder);
+        }
         let stream = &self.stream;
         let outbox = Arc::clone(&self.outbox);
         let link = Arc::new(Link {
