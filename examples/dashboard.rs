@@ -20,29 +20,33 @@
 //! publishes each sample, as compact JSON, to one hub topic per rate a
 //! client may choose ("sensors/10hz", "sensors/5hz", ... "sensors/1hz"),
 //! each with [`Policy::KeepLatest`]: a browser that falls behind gets the
-//! newest reading, not a backlog. A client starts on the fastest topic and
-//! can send commands, each answered with an `ack` (or an `error`) that
-//! echoes its `id`:
+//! newest reading, not a backlog. The board's sensors (ids, labels, units,
+//! ranges), the rates on offer and the sources this board lacks are
+//! published once, to "sensors/info".
 //!
-//! ```text
-//! -> {"cmd":"pause","id":1}        <- {"cmd":"pause","hz":10,"id":1,"paused":true,"type":"ack"}
-//! -> {"cmd":"resume","id":2}       <- {"cmd":"resume","hz":10,"id":2,"paused":false,"type":"ack"}
-//! -> {"cmd":"rate","hz":2,"id":3}  <- {"cmd":"rate","hz":2,"id":3,"paused":false,"type":"ack"}
-//! ```
-//!
-//! Pausing unsubscribes the client; changing its rate moves it to another
-//! topic. The server sends a `hello` first (the sensors with their units,
-//! the rates on offer, the sources this board lacks), then readings:
+//! The page uses `boardcast.js` (served at `/boardcast.js`) and the
+//! `boardcast.v1` protocol (`docs/protocol.md`): it subscribes to
+//! "sensors/info" and to the topic of the rate it shows; pausing
+//! unsubscribes it, and changing the rate moves it to another topic. When
+//! its link drops (Wi-Fi, a sleeping phone), it reconnects by itself and
+//! resumes each topic after the last reading it got: each topic keeps its
+//! last 1024 readings (128 KiB) in the hub's history, so a page back within
+//! that window gets the readings it missed. `GET /latest` answers every
+//! topic's latest message as JSON, for scripts. Readings look like:
 //!
 //! ```text
 //! {"seq":42,"t":1718000000000,"type":"reading","values":{"cpu":12.5,"cpu0":9.1,"load":0.42,...}}
 //! ```
+//!
+//! A plain WebSocket client (no subprotocol: `websocat ws://board:8080/ws`)
+//! gets the info, then the fastest readings.
 
 use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use boardcast::hub::Retention;
 use boardcast::{Accept, Client, Config, HandshakeError, Hub, Message, Policy, Response, Server};
 use serde_json::{json, Map, Value};
 
@@ -59,10 +63,16 @@ fn main() -> std::io::Result<()> {
     let (addr, rate, hosts) = parse_args();
     let rates = offered_rates(rate);
 
-    let server = Server::bind(&addr, Config::default().allowed_hosts(hosts))?
-        .on_http(|request| match (request.path(), request.method()) {
+    let server = Server::bind(&addr, Config::default().allowed_hosts(hosts))?;
+    let hub = server.hub();
+    let server = server
+        .on_http(move |request| match (request.path(), request.method()) {
             ("/", "GET" | "HEAD") => Response::html(PAGE).header("Cache-Control", "no-cache"),
-            ("/", _) => Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD"),
+            ("/boardcast.js", "GET" | "HEAD") => boardcast::wire::script(),
+            ("/" | "/boardcast.js", _) => {
+                Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD")
+            }
+            ("/latest", _) => boardcast::wire::json::latest_response(&hub, request),
             // A plain GET of the WebSocket URL, without the upgrade headers.
             ("/ws", _) => Response::refusal(HandshakeError::NotUpgrade),
             _ => Response::text(404, "not found\n"),
@@ -79,9 +89,11 @@ fn main() -> std::io::Result<()> {
     if board.simulated {
         println!("no sensor could be read: showing a simulated one");
     }
-    let hello = board.hello(rate, &rates).to_string();
-
     let hub = server.hub();
+    let info = board.info(rate, &rates).to_string();
+    hub.set_policy(INFO, Policy::KeepLatest);
+    hub.set_retention(INFO, Retention::none());
+    hub.publish_text(INFO, &info);
     for &hz in &rates {
         hub.set_policy(&topic(hz), Policy::KeepLatest);
     }
@@ -98,8 +110,12 @@ fn main() -> std::io::Result<()> {
         ),
         ip => println!("dashboard: open http://{}/", std::net::SocketAddr::new(ip, port)),
     }
-    server.run(move |client| serve(client, &hello, &rates))
+    let fastest = topic(rate);
+    server.run(move |client| serve(client, &fastest))
 }
+
+/// The topic of the board's sensors, units and rates.
+const INFO: &str = "sensors/info";
 
 /// The hub topic that carries readings at `hz` samples per second.
 fn topic(hz: u32) -> String {
@@ -123,74 +139,25 @@ fn is_due(seq: u64, hz: u32, rate: u32) -> bool {
     seq * u64::from(hz) % u64::from(rate) < u64::from(hz)
 }
 
-/// Talks to one browser, on the client's own thread: a hello, then the
-/// readings of its topic, and an answer to each command it sends.
-fn serve(mut client: Client, hello: &str, rates: &[u32]) {
-    log::info!(
-        "client {} connected from {}",
-        client.id(),
-        client.peer_addr()
-    );
-    if client.send_text(hello).is_err() {
-        return;
+/// One client, on its own thread. A page (`boardcast.v1`) subscribes by
+/// itself; a plain WebSocket client gets the info and the fastest
+/// readings. Either may send text, which is logged.
+fn serve(mut client: Client, fastest: &str) {
+    let (id, peer) = (client.id(), client.peer_addr());
+    log::info!("client {id} connected from {peer}");
+    if !client.speaks_v1() {
+        client.resume(INFO, None);
+        client.subscribe(fastest);
     }
-    let mut feed = Feed {
-        hz: rates[rates.len() - 1],
-        paused: false,
+    let end = loop {
+        match client.recv() {
+            Ok(Some(Message::Text(text))) => log::info!("client {id}: {text}"),
+            Ok(Some(_)) => {}
+            Ok(None) => break "closed".to_string(),
+            Err(e) => break e.to_string(),
+        }
     };
-    client.subscribe(&topic(feed.hz));
-    while let Ok(Some(message)) = client.recv() {
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let command: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let reply = match feed.apply(&client, &command, rates) {
-            Ok(()) => json!({
-                "type": "ack", "id": command["id"], "cmd": command["cmd"],
-                "hz": feed.hz, "paused": feed.paused,
-            }),
-            Err(error) => json!({ "type": "error", "id": command["id"], "error": error }),
-        };
-        log::info!("client {}: {text} -> {reply}", client.id());
-        if client.send_text(&reply.to_string()).is_err() {
-            break;
-        }
-    }
-    log::info!("client {} gone", client.id());
-}
-
-/// What one client receives: the topic of its rate, unless paused.
-struct Feed {
-    hz: u32,
-    paused: bool,
-}
-
-impl Feed {
-    fn apply(&mut self, client: &Client, command: &Value, rates: &[u32]) -> Result<(), String> {
-        match command["cmd"].as_str() {
-            Some("pause") => {
-                client.unsubscribe(&topic(self.hz));
-                self.paused = true;
-            }
-            Some("resume") => {
-                client.subscribe(&topic(self.hz));
-                self.paused = false;
-            }
-            Some("rate") => {
-                let hz = command["hz"].as_u64().and_then(|hz| u32::try_from(hz).ok());
-                let Some(hz) = hz.filter(|hz| rates.contains(hz)) else {
-                    return Err(format!("hz must be one of {rates:?}"));
-                };
-                if !self.paused {
-                    client.unsubscribe(&topic(self.hz));
-                    client.subscribe(&topic(hz));
-                }
-                self.hz = hz;
-            }
-            _ => return Err("unknown command: expected pause, resume or rate".into()),
-        }
-        Ok(())
-    }
+    log::info!("client {id} ({peer}) gone: {end}");
 }
 
 /// Reads the board `rate` times a second and publishes each sample to the
@@ -348,7 +315,7 @@ impl Board {
     }
 
     /// The first message to each client: what the readings will contain.
-    fn hello(&self, rate: u32, rates: &[u32]) -> Value {
+    fn info(&self, rate: u32, rates: &[u32]) -> Value {
         let sensors: Vec<Value> = self
             .sensors
             .iter()
@@ -360,7 +327,7 @@ impl Board {
             .map(|m| json!({ "label": m.label, "source": m.source }))
             .collect();
         json!({
-            "type": "hello",
+            "type": "info",
             "host": hostname(),
             "rate": rate,
             "rates": rates,

@@ -6,16 +6,17 @@ use boardcast::{Config, Policy, Response, Server};
 
 const PAGE: &str = r#"<!doctype html><meta name="viewport" content="width=device-width">
 <h1>Load average: <span id="load">…</span></h1>
+<script src="/boardcast.js"></script>
 <script>
-  const ws = new WebSocket(`ws://${location.host}/ws`);
-  ws.onmessage = (event) => document.getElementById("load").textContent = event.data;
-  ws.onclose = () => setTimeout(() => location.reload(), 2000);
+  const bc = boardcast.connect("/ws", { topics: ["load"] }); // reconnects and resumes by itself
+  bc.on("load", (data) => document.getElementById("load").textContent = data);
 </script>"#;
 
 fn main() -> std::io::Result<()> {
     let server =
         Server::bind("0.0.0.0:8080", Config::default())?.on_http(|request| match request.path() {
             "/" => Response::html(PAGE),
+            "/boardcast.js" => boardcast::wire::script(),
             _ => Response::text(404, "not found"),
         });
     let hub = server.hub();
@@ -26,8 +27,7 @@ fn main() -> std::io::Result<()> {
         std::thread::sleep(Duration::from_secs(1));
     });
     println!("open http://localhost:8080/");
-    server.run(|mut client| {
-        client.subscribe("load");
-        while let Ok(Some(_)) = client.recv() {} // until the browser goes away
-    })
+    // boardcast.js subscribes by itself: the handler only waits for the
+    // browser to go away.
+    server.run(|mut client| while let Ok(Some(_)) = client.recv() {})
 }

@@ -208,6 +208,7 @@ mod message;
 pub mod protocol;
 mod server;
 mod socket;
+pub mod wire;
 
 pub use config::{Config, ContextTakeover};
 pub use connection::{accept, Connection, Handshake, Reader, Timeouts, Writer};

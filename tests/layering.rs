@@ -37,6 +37,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("protocol", Layer::Core),
     ("extension", Layer::Core),
     ("hub", Layer::Hub),
+    ("wire", Layer::Hub),
     ("connection", Layer::Blocking),
     ("socket", Layer::Blocking),
     ("server", Layer::Runtime),

@@ -140,6 +140,19 @@ impl<'b> Request<'b> {
         self.parts.query.map(|span| self.str(span))
     }
 
+    /// The value of the query parameter `name` (its first occurrence),
+    /// percent-decoded, with `+` as a space (as forms and `URLSearchParams`
+    /// write them); `None` if absent, or not UTF-8 once decoded. A `%` not
+    /// followed by two hex digits is kept as is.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query()?;
+        let value = query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(key)? == name).then_some(value)
+        })?;
+        decode_component(value)
+    }
+
     /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub fn minor_version(&self) -> u8 {
         self.parts.minor_version
@@ -554,6 +567,31 @@ fn trim(value: &[u8]) -> &[u8] {
 /// `tchar` of RFC 9110 §5.6.2.
 fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A query component, percent-decoded with `+` as a space; `None` if not
+/// UTF-8 once decoded.
+fn decode_component(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match bytes[i] {
+            b'%' => match (hex(i + 1), hex(i + 2)) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ pub struct Retention {
     ///
     /// [`Policy::KeepLatest`]: super::Policy::KeepLatest
     pub messages: usize,
-    /// The most bytes kept, counting each message's frame and
+    /// The most bytes kept, counting each message's frame, the other forms
+    /// its subscribers' transports had made of it when it was published
+    /// (a `boardcast.v1` envelope is about the frame's size again), and
     /// [`ENTRY_OVERHEAD`] of bookkeeping.
     pub bytes: usize,
     /// Messages this old are dropped (at each publish and each read of the
@@ -72,23 +74,29 @@ impl Retention {
     }
 }
 
-/// What one kept message costs besides its frame: the shared message's
-/// allocation header and fields, and its slot in the ring (with its time).
-pub const ENTRY_OVERHEAD: usize = 96;
+/// What one kept message costs besides its frame and forms: the shared
+/// message's allocation (its header and fields), the frame's allocation
+/// header, and its slot in the ring (with its time and cost).
+pub const ENTRY_OVERHEAD: usize = 128;
 
 /// A topic's numbering and its kept messages, under the topic's lock.
 #[derive(Debug, Default)]
 pub(super) struct Log {
     /// The last sequence number given.
     pub(super) seq: u64,
-    entries: VecDeque<(Encoded, Instant)>,
-    /// The cost of `entries`, as [`cost`] counts it.
+    entries: VecDeque<Entry>,
+    /// The cost of `entries`.
     bytes: usize,
 }
 
-/// What keeping `message` costs.
-pub(super) fn cost(message: &Encoded) -> usize {
-    message.frame().len() + ENTRY_OVERHEAD
+/// A kept message, when it was kept, and what it cost then: its frame, the
+/// forms made of it so far (for its subscribers' transports), and
+/// [`ENTRY_OVERHEAD`].
+#[derive(Debug)]
+struct Entry {
+    message: Encoded,
+    at: Instant,
+    cost: usize,
 }
 
 impl Log {
@@ -102,9 +110,13 @@ impl Log {
         retention: &Retention,
         floor: usize,
     ) -> (usize, usize) {
-        let added = cost(&message);
+        let added = message.size() + ENTRY_OVERHEAD;
         self.bytes += added;
-        self.entries.push_back((message, now));
+        self.entries.push_back(Entry {
+            message,
+            at: now,
+            cost: added,
+        });
         let freed = self.trim(now, retention, floor);
         (added, freed)
     }
@@ -121,7 +133,7 @@ impl Log {
         while self.entries.len() > floor {
             let over = self.entries.len() > retention.messages
                 || self.bytes > retention.bytes
-                || too_old(self.entries[0].1);
+                || too_old(self.entries[0].at);
             if !over {
                 break;
             }
@@ -133,10 +145,9 @@ impl Log {
     /// Drops the oldest message; returns the bytes freed (0 if none).
     pub(super) fn drop_oldest(&mut self) -> usize {
         match self.entries.pop_front() {
-            Some((message, _)) => {
-                let freed = cost(&message);
-                self.bytes -= freed;
-                freed
+            Some(entry) => {
+                self.bytes -= entry.cost;
+                entry.cost
             }
             None => 0,
         }
@@ -149,7 +160,7 @@ impl Log {
 
     /// The newest kept message.
     pub(super) fn latest(&self) -> Option<&Encoded> {
-        self.entries.back().map(|(m, _)| m)
+        self.entries.back().map(|e| &e.message)
     }
 
     /// The kept messages after sequence number `after`, if every one of them
@@ -162,7 +173,7 @@ impl Log {
         if after == self.seq {
             return Some(Vec::new());
         }
-        let oldest = self.entries.front()?.0.seq();
+        let oldest = self.entries.front()?.message.seq();
         if oldest > after + 1 {
             return None;
         }
@@ -171,7 +182,7 @@ impl Log {
             self.entries
                 .iter()
                 .skip(skip)
-                .map(|(m, _)| m.clone())
+                .map(|e| e.message.clone())
                 .collect(),
         )
     }

@@ -32,7 +32,8 @@ mod subscriber;
 pub use history::{Retention, ENTRY_OVERHEAD};
 pub use stats::Stats;
 pub(crate) use stats::{bump, bump_by, Counters};
-pub use subscriber::{Delivery, Encoded, Policy, Subscriber};
+pub(crate) use subscriber::Form;
+pub use subscriber::{Delivery, Encoded, Policy, Replay, Subscriber};
 
 /// Publishes messages to topics; every subscriber of a topic receives each
 /// message published to it, in order (under [`Policy::Disconnect`] and
@@ -298,9 +299,6 @@ impl Hub {
         }
         let frame = Frame::new(opcode, payload, None);
         let encoded = Encoded::new(Some(Arc::clone(name)), log.seq, &frame);
-        if kept {
-            self.keep(&mut log, encoded.clone(), &retention, floor);
-        }
         for subscriber in &entry.subscribers {
             match subscriber.offer(&encoded, policy) {
                 Delivery::Queued => published.queued += 1,
@@ -318,6 +316,11 @@ impl Hub {
                 }
                 Delivery::Closed => {}
             }
+        }
+        // Kept after the offers, so that its cost counts the forms its
+        // subscribers' transports made of it.
+        if kept {
+            self.keep(&mut log, encoded, &retention, floor);
         }
         published
     }
@@ -358,6 +361,14 @@ impl Hub {
             .map_or(0, |t| t.subscribers.len())
     }
 
+    /// The names of the topics the hub knows (published to, subscribed, or
+    /// given a policy or retention), sorted.
+    pub fn topics(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<Arc<str>> = self.topics_read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// The sequence number of the last message published to `topic` (0 if
     /// none was, in this epoch).
     pub fn last_seq(&self, topic: &str) -> u64 {
@@ -392,17 +403,17 @@ impl Hub {
     /// Subscribes `subscriber` to `topic` after replaying what it missed
     /// since `after`, through [`Subscriber::replay`]: every kept message
     /// after the position if the position is of this epoch and the one
-    /// right after it is still kept ([`Resumed::Recovered`]), else the
-    /// latest message ([`Resumed::NotRecovered`]). No publish to any topic
-    /// runs meanwhile, so the subscriber gets the replay and then the live
-    /// messages with no gap and no duplicate.
+    /// right after it is still kept ([`Resumed::Recovered`]), else (or with
+    /// no position) the latest kept message ([`Resumed::NotRecovered`]). No
+    /// publish to any topic runs meanwhile, so the subscriber gets the
+    /// replay and then the live messages with no gap and no duplicate.
     ///
     /// Returns `None`, and replays nothing, if it was already subscribed.
     pub fn resume(
         &self,
         topic: &str,
         subscriber: &Arc<dyn Subscriber>,
-        after: Position,
+        after: Option<Position>,
     ) -> Option<Resumed> {
         let mut topics = self.topics_write();
         if !topics.contains_key(topic) {
@@ -413,18 +424,26 @@ impl Hub {
             return None;
         }
         let policy = entry.policy.unwrap_or_else(|| self.default_policy());
-        let (backlog, recovered) = {
+        let (backlog, recovered, last_seq) = {
             let mut log = entry.log();
             self.expire(entry, &mut log);
-            let since = (after.epoch == self.inner.epoch)
-                .then(|| log.since(after.seq))
-                .flatten();
+            let since = after
+                .filter(|after| after.epoch == self.inner.epoch)
+                .and_then(|after| log.since(after.seq));
             match since {
-                Some(backlog) => (backlog, true),
-                None => (log.latest().cloned().into_iter().collect(), false),
+                Some(backlog) => (backlog, true, log.seq),
+                None => (log.latest().cloned().into_iter().collect(), false, log.seq),
             }
         };
-        subscriber.replay(&backlog, recovered, policy);
+        subscriber.replay(
+            &Replay {
+                topic,
+                messages: &backlog,
+                recovered,
+                last_seq,
+            },
+            policy,
+        );
         entry.subscribers.push(Arc::clone(subscriber));
         self.inner
             .counters

@@ -4,7 +4,7 @@
 //! long-poll cursor is another implementation of the same trait.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::frame::{Frame, OpCode};
 
@@ -50,10 +50,7 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
 
     /// Takes what a resume replays (see [`Hub::resume`]): the messages
     /// after the subscriber's position, oldest first, before any message
-    /// published after them. `recovered` is false when some were no longer
-    /// kept, or the position was from another epoch: `backlog` is then the
-    /// topic's latest message, and the subscriber should tell its client
-    /// there was a gap.
+    /// published after them.
     ///
     /// The subscriber asked for these, so a transport should queue the
     /// whole backlog (it is bounded by the topic's [`Retention`]) rather
@@ -62,12 +59,30 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
     ///
     /// [`Hub::resume`]: super::Hub::resume
     /// [`Retention`]: super::Retention
-    fn replay(&self, backlog: &[Encoded], recovered: bool, policy: Policy) {
-        let _ = recovered;
-        for message in backlog {
+    fn replay(&self, replay: &Replay<'_>, policy: Policy) {
+        for message in replay.messages {
             let _ = self.offer(message, policy);
         }
     }
+}
+
+/// What a [`Hub::resume`](super::Hub::resume) replays to a subscriber.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Replay<'a> {
+    /// The topic resumed.
+    pub topic: &'a str,
+    /// The messages after the subscriber's position, oldest first; or, if
+    /// not [`recovered`](Self::recovered), the topic's latest kept message
+    /// (if any).
+    pub messages: &'a [Encoded],
+    /// Whether `messages` are every message after the position. False when
+    /// some were no longer kept, or the position was from another epoch:
+    /// the subscriber should tell its client there was a gap.
+    pub recovered: bool,
+    /// The topic's last sequence number: the live messages that follow the
+    /// replay start after it.
+    pub last_seq: u64,
 }
 
 /// What became of a message offered to a subscriber.
@@ -92,6 +107,10 @@ pub enum Delivery {
 /// and sequence number, and its bytes as a WebSocket frame (server frames
 /// are unmasked, so they are the same for every client), from which the
 /// payload is a slice. One pointer wide, so a queue of 32 costs 256 bytes.
+///
+/// Transports that write a message another way (the `boardcast.v1`
+/// envelope, an SSE event) make that form once, on first use, and every
+/// subscriber of that transport shares it too.
 #[derive(Clone)]
 pub struct Encoded(Arc<Inner>);
 
@@ -103,6 +122,32 @@ struct Inner {
     opcode: OpCode,
     header_len: u8,
     frame: Box<[u8]>,
+    /// Its other forms, made on first use; the slots only once one is.
+    forms: OnceLock<Box<Forms>>,
+}
+
+/// A message's forms, each made once.
+type Forms = [OnceLock<Box<[u8]>>; FORMS];
+
+/// How many other forms a message may have (see [`Form`]).
+const FORMS: usize = 6;
+
+/// Another way to write a published message on the wire, made from it at
+/// most once and kept with it: a transport names its forms as constants,
+/// each with a slot of its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Form {
+    slot: usize,
+    make: fn(&Encoded) -> Vec<u8>,
+}
+
+impl Form {
+    /// A form kept in `slot` (below [`FORMS`], one per form), made by
+    /// `make`.
+    pub(crate) const fn new(slot: usize, make: fn(&Encoded) -> Vec<u8>) -> Form {
+        assert!(slot < FORMS, "no such form slot");
+        Form { slot, make }
+    }
 }
 
 impl Encoded {
@@ -115,6 +160,7 @@ impl Encoded {
             opcode: frame.opcode(),
             header_len: frame.header().len() as u8,
             frame: frame.to_vec().into_boxed_slice(),
+            forms: OnceLock::new(),
         }))
     }
 
@@ -130,6 +176,11 @@ impl Encoded {
         self.0.seq
     }
 
+    /// Its opcode: text or binary.
+    pub(crate) fn opcode(&self) -> OpCode {
+        self.0.opcode
+    }
+
     /// Whether it is a text message (else binary).
     pub fn is_text(&self) -> bool {
         self.0.opcode == OpCode::Text
@@ -143,6 +194,26 @@ impl Encoded {
     /// The whole WebSocket frame, as it goes on the wire.
     pub fn frame(&self) -> &[u8] {
         &self.0.frame
+    }
+
+    /// The message written as `form`, made now if no one has yet.
+    pub(crate) fn form(&self, form: Form) -> &[u8] {
+        let slots = self.0.forms.get_or_init(Default::default);
+        slots[form.slot].get_or_init(|| (form.make)(self).into_boxed_slice())
+    }
+
+    /// The bytes it holds: its frame and the forms made so far (with
+    /// their slots).
+    pub(crate) fn size(&self) -> usize {
+        let forms = self.0.forms.get().map_or(0, |slots| {
+            let made: usize = slots
+                .iter()
+                .filter_map(OnceLock::get)
+                .map(|f| f.len())
+                .sum();
+            made + std::mem::size_of_val(&**slots)
+        });
+        self.0.frame.len() + forms
     }
 }
 

@@ -36,10 +36,10 @@ impl Subscriber for Recorder {
         self.left.lock().unwrap().push(topic.into());
     }
 
-    fn replay(&self, backlog: &[Encoded], recovered: bool, policy: Policy) {
-        let seqs = backlog.iter().map(Encoded::seq).collect();
-        self.replays.lock().unwrap().push((seqs, recovered));
-        for message in backlog {
+    fn replay(&self, replay: &Replay<'_>, policy: Policy) {
+        let seqs = replay.messages.iter().map(Encoded::seq).collect();
+        self.replays.lock().unwrap().push((seqs, replay.recovered));
+        for message in replay.messages {
             self.offer(message, policy);
         }
     }
@@ -143,7 +143,7 @@ fn resume(hub: &Hub, seq: u64) -> (Arc<Recorder>, Resumed) {
         seq,
     };
     let resumed = hub
-        .resume("t", &subscriber, position)
+        .resume("t", &subscriber, Some(position))
         .expect("not yet subscribed");
     (recorder, resumed)
 }
@@ -182,7 +182,7 @@ fn live_messages_follow_the_replay() {
         epoch: hub.epoch(),
         seq: 0,
     };
-    assert_eq!(hub.resume("t", &subscriber, position), None);
+    assert_eq!(hub.resume("t", &subscriber, Some(position)), None);
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn a_restart_is_not_recovered_and_gives_the_latest() {
         epoch: before.epoch(),
         seq: 1,
     };
-    let resumed = after.resume("t", &subscriber, position);
+    let resumed = after.resume("t", &subscriber, Some(position));
     assert_eq!(resumed, Some(Resumed::NotRecovered { replayed: 1 }));
     assert_eq!(recorder.seqs(), [2]);
 }

@@ -1,6 +1,7 @@
 //! A WebSocket client of the server, as its handler sees it: receive on
 //! the connection thread, send from any thread, subscribe to hub topics.
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,12 +14,13 @@ use crate::connection::Received;
 use crate::error::Error;
 use crate::frame::{Frame, OpCode};
 use crate::handshake::Request;
-use crate::hub::{Encoded, Hub, Subscriber};
+use crate::hub::{Encoded, Hub, Position, Resumed, Subscriber};
 use crate::message::{CloseCode, Message};
 use crate::protocol::Reply;
 use crate::server::outbox::Outbox;
 use crate::server::shared::Shared;
 use crate::socket::Socket;
+use crate::wire::v1::{self, Command, CommandError};
 
 /// What the connection thread and the writer thread of a client share.
 #[derive(Debug)]
@@ -73,6 +75,8 @@ pub struct Client {
     pub(super) done: bool,
     pub(super) config: Arc<Config>,
     pub(super) shared: Arc<Shared>,
+    /// How many topics it is subscribed to.
+    pub(super) subscriptions: Cell<usize>,
 }
 
 impl std::fmt::Debug for Client {
@@ -105,11 +109,74 @@ impl Client {
     /// does: pings are answered, the peer's close is answered and returned
     /// as [`Message::Close`], then `Ok(None)`.
     ///
+    /// With a client that speaks `boardcast.v1` (see
+    /// [`speaks_v1`](Self::speaks_v1)), its subscribes and unsubscribes are
+    /// served here, and only its messages are returned: the text of its
+    /// `d` frames, and its binary messages.
+    ///
     /// # Errors
     ///
     /// As for [`Connection::recv`](crate::Connection::recv); also when the
-    /// server cut the connection (keepalive, shutdown, slow consumer).
+    /// server cut the connection (keepalive, shutdown, slow consumer), and
+    /// `TimedOut` when a `boardcast.v1` client sends commands but does not
+    /// read their answers.
     pub fn recv(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            let message = self.recv_message()?;
+            if !self.speaks_v1() {
+                return Ok(message);
+            }
+            match message {
+                Some(Message::Text(mut text)) => {
+                    if text.starts_with("d\n") {
+                        text.drain(..2);
+                        return Ok(Some(Message::Text(text)));
+                    }
+                    self.command(&text)?;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Serves a `boardcast.v1` command.
+    fn command(&self, text: &str) -> Result<(), Error> {
+        let answer = match v1::parse(text) {
+            Ok(Command::Subscribe { topic, after }) => {
+                let outbox = &self.link.outbox;
+                if !outbox.wait_for_replay_room(self.config.write_timeout) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client does not read its replays",
+                    )
+                    .into());
+                }
+                if self.subscriptions.get() >= v1::MAX_SUBSCRIPTIONS {
+                    v1::refused(&CommandError::TooManySubscriptions)
+                } else if self.resume(topic, after).is_none() {
+                    v1::refused(&CommandError::AlreadySubscribed(topic.into()))
+                } else {
+                    // The replay queued its answer before its messages.
+                    return Ok(());
+                }
+            }
+            Ok(Command::Unsubscribe { topic }) => {
+                self.unsubscribe(topic);
+                v1::unsubscribed(topic)
+            }
+            Ok(Command::Data(_)) => unreachable!("d frames are messages"),
+            Err(e) => v1::refused(&e),
+        };
+        self.sender().queue(
+            &self
+                .link
+                .outbox
+                .outbound
+                .frame(OpCode::Text, answer.as_bytes())?,
+        )
+    }
+
+    fn recv_message(&mut self) -> Result<Option<Message>, Error> {
         let mut io = ClientIo {
             link: &self.link,
             shared: &self.shared,
@@ -196,13 +263,51 @@ impl Client {
     }
 
     /// Subscribes to a hub topic; returns false if already subscribed.
+    /// Messages published from now on are sent to the client.
     pub fn subscribe(&self, topic: &str) -> bool {
-        self.shared.hub.subscribe(topic, &self.link.subscriber())
+        let subscribed = self.shared.hub.subscribe(topic, &self.link.subscriber());
+        self.count(subscribed, 1)
+    }
+
+    /// Subscribes to a hub topic after sending what the client missed
+    /// since `after` (its last message's position, if it has one): every
+    /// message after it, or, if some are no longer kept or the position is
+    /// from another epoch, the latest kept message (see [`Hub::resume`]).
+    /// Then the live messages follow, with no gap and no duplicate.
+    /// Returns `None` if already subscribed.
+    ///
+    /// The replay is queued whole, beside the client's queue bounds: it is
+    /// bounded by the topic's [`Retention`](crate::hub::Retention).
+    pub fn resume(&self, topic: &str, after: Option<Position>) -> Option<Resumed> {
+        let resumed = self
+            .shared
+            .hub
+            .resume(topic, &self.link.subscriber(), after);
+        self.count(resumed.is_some(), 1);
+        resumed
     }
 
     /// Unsubscribes from a hub topic; returns false if not subscribed.
     pub fn unsubscribe(&self, topic: &str) -> bool {
-        self.shared.hub.unsubscribe(topic, &self.link.subscriber())
+        let unsubscribed = self.shared.hub.unsubscribe(topic, &self.link.subscriber());
+        self.count(unsubscribed, -1)
+    }
+
+    fn count(&self, changed: bool, by: isize) -> bool {
+        if changed {
+            let count = self.subscriptions.get();
+            self.subscriptions.set(count.saturating_add_signed(by));
+        }
+        changed
+    }
+
+    /// Whether the client negotiated the `boardcast.v1` subprotocol
+    /// (`docs/protocol.md`): its published messages carry their topic and
+    /// sequence number, it subscribes and resumes by itself (served in
+    /// [`recv`](Self::recv)), and what you send it is framed as the
+    /// protocol's `d` messages.
+    pub fn speaks_v1(&self) -> bool {
+        self.link.outbox.speaks_v1()
     }
 
     /// The server's hub.
@@ -305,6 +410,8 @@ impl Sender {
                 frame.as_ref().map(|f| f.code),
                 frame.as_ref().map_or("", |f| &f.reason),
             ),
+            Message::Text(text) => self.send_data(OpCode::Text, text.as_bytes()),
+            Message::Binary(data) => self.send_data(OpCode::Binary, data),
             _ => self.queue(&self.outbox.outbound.message(&message)?),
         }
     }
@@ -315,7 +422,7 @@ impl Sender {
     ///
     /// As for [`Client::send`].
     pub fn send_text(&self, text: &str) -> Result<(), Error> {
-        self.queue(&self.outbox.outbound.frame(OpCode::Text, text.as_bytes())?)
+        self.send_data(OpCode::Text, text.as_bytes())
     }
 
     /// Queues a binary message; see [`Client::send`].
@@ -324,7 +431,16 @@ impl Sender {
     ///
     /// As for [`Client::send`].
     pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        self.queue(&self.outbox.outbound.frame(OpCode::Binary, data)?)
+        self.send_data(OpCode::Binary, data)
+    }
+
+    /// Queues a data message, as the protocol's `d` message to a
+    /// `boardcast.v1` client.
+    fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        match self.outbox.speaks_v1() {
+            true => self.queue(&self.outbox.outbound.frame(opcode, &v1::direct(payload))?),
+            false => self.queue(&self.outbox.outbound.frame(opcode, payload)?),
+        }
     }
 
     /// Queues a ping; see [`Client::ping`].
@@ -336,7 +452,7 @@ impl Sender {
         self.queue(&self.outbox.outbound.frame(OpCode::Ping, payload)?)
     }
 
-    fn queue(&self, frame: &Frame<'_>) -> Result<(), Error> {
+    pub(super) fn queue(&self, frame: &Frame<'_>) -> Result<(), Error> {
         if self.outbox.send(Encoded::new(None, 0, frame), self.timeout) {
             Ok(())
         } else if self.outbox.is_closing() {

@@ -14,17 +14,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::Error;
-use crate::frame::Frame;
-use crate::hub::{bump_by, Counters, Delivery, Encoded, Policy, Subscriber};
+use crate::frame::{Frame, OpCode};
+use crate::hub::{bump_by, Counters, Delivery, Encoded, Form, Policy, Replay, Subscriber};
 use crate::message::CloseCode;
 use crate::protocol::{Outbound, Role};
 use crate::server::flusher::{Flush, Flusher, FLUSH_BATCH};
 use crate::socket::Socket;
+use crate::wire::v1;
 
 /// Everything waiting to be written to one client, and the client's socket.
 ///
-/// Data frames queue in a bounded channel. They leave it only to be
-/// written, by whoever holds [`Wire`]:
+/// Data frames queue in a channel, bounded in messages and bytes for what
+/// is published or sent (a replay the client asked for is queued whole,
+/// outside the bounds). They leave it only to be written, by whoever holds
+/// [`Wire`]:
 /// - the server's flusher, for published frames: it visits each client with
 ///   frames queued and writes them without blocking, many clients per
 ///   wake-up, so a publish costs no thread switch per client (and so does
@@ -46,8 +49,12 @@ use crate::socket::Socket;
 pub(crate) struct Outbox {
     /// This outbox, for the flusher's list.
     me: Weak<Outbox>,
-    tx: Sender<Encoded>,
-    pub(crate) rx: Receiver<Encoded>,
+    tx: Sender<Queued>,
+    pub(crate) rx: Receiver<Queued>,
+    /// How the client's published messages are written: as plain frames, or
+    /// in another form of the message (the `boardcast.v1` envelope); set
+    /// once, when the upgrade is accepted.
+    form: OnceLock<Form>,
     /// The client's socket; `None` in unit tests.
     stream: Option<Arc<dyn Socket>>,
     /// The server's flusher; `None` in unit tests.
@@ -73,7 +80,12 @@ pub(crate) struct Outbox {
     /// blocking timed out; otherwise it met the flusher's mode, and is
     /// tried again. See [`read`](Self::read).
     switches: AtomicU64,
+    /// The published and sent frames queued, in messages and bytes.
+    queued: AtomicUsize,
     queued_bytes: AtomicUsize,
+    /// The bytes queued outside the bounds (replays).
+    unbounded_bytes: AtomicUsize,
+    max_messages: usize,
     max_bytes: usize,
     /// The sending half of the protocol: whether our close was made, and
     /// the frames of the writer thread's pongs, pings and close.
@@ -86,6 +98,28 @@ pub(crate) struct Outbox {
     /// How many of the queued frames a handler sent (not published): under
     /// [`Policy::DropOldest`] those are never dropped.
     direct: AtomicUsize,
+    /// The client is being cut as too slow: what is queued is dropped, not
+    /// written, so that what it got is a prefix of what was queued (a
+    /// resume after its last message then loses nothing).
+    discarding: AtomicBool,
+}
+
+/// A frame in the queue, and what it is.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    frame: Encoded,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Published to a topic.
+    Published,
+    /// Sent by the handler, to this client alone.
+    Direct,
+    /// Replayed, or the protocol's own lines: outside the queue's bounds,
+    /// counted apart.
+    Unbounded,
 }
 
 /// The right to write to the client's socket, and what a write left over.
@@ -132,11 +166,12 @@ impl Outbox {
         flusher: Option<Arc<Flusher>>,
         counters: Arc<Counters>,
     ) -> Arc<Outbox> {
-        let (tx, rx) = crossbeam_channel::bounded(max_messages.max(1));
+        let (tx, rx) = crossbeam_channel::unbounded();
         Arc::new_cyclic(|me| Outbox {
             me: Weak::clone(me),
             tx,
             rx,
+            form: OnceLock::new(),
             stream,
             flusher,
             counters,
@@ -147,13 +182,17 @@ impl Outbox {
             writer_active: AtomicBool::new(false),
             nonblocking: Mutex::new(false),
             switches: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
             queued_bytes: AtomicUsize::new(0),
+            unbounded_bytes: AtomicUsize::new(0),
+            max_messages: max_messages.max(1),
             max_bytes,
             outbound: Outbound::new(Role::Server),
             pending: Mutex::new(Pending::default()),
             space: Condvar::new(),
             waiting: AtomicUsize::new(0),
             direct: AtomicUsize::new(0),
+            discarding: AtomicBool::new(false),
         })
     }
 
@@ -209,15 +248,46 @@ impl Outbox {
         }
     }
 
-    /// The next frame in the queue, without waiting.
-    pub(crate) fn try_take(&self) -> Option<Encoded> {
-        let frame = self.rx.try_recv().ok()?;
-        self.queued_bytes
-            .fetch_sub(frame.frame().len(), Ordering::SeqCst);
-        if frame.topic().is_none() {
-            self.direct.fetch_sub(1, Ordering::AcqRel);
+    /// Writes the client's published messages in `form` from now on.
+    pub(crate) fn set_form(&self, form: Form) {
+        let _ = self.form.set(form);
+    }
+
+    /// What goes on the wire for `frame`: its form for this client if it is
+    /// a published message and the client has one, else the frame itself.
+    pub(crate) fn bytes<'f>(&self, frame: &'f Encoded) -> &'f [u8] {
+        match (self.form.get(), frame.topic()) {
+            (Some(form), Some(_)) => frame.form(*form),
+            _ => frame.frame(),
         }
-        Some(frame)
+    }
+
+    /// The next frame in the queue, without waiting; `None` once the
+    /// client is being cut as too slow.
+    pub(crate) fn try_take(&self) -> Option<Encoded> {
+        loop {
+            let Queued { frame, kind } = self.rx.try_recv().ok()?;
+            let len = self.bytes(&frame).len();
+            if kind == Kind::Unbounded {
+                self.unbounded_bytes.fetch_sub(len, Ordering::SeqCst);
+            } else {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+            }
+            if kind == Kind::Direct {
+                self.direct.fetch_sub(1, Ordering::AcqRel);
+            }
+            // Frames taken before the flag was set are all older than those
+            // taken after: writers still write a prefix of the queue.
+            if !self.discarding.load(Ordering::SeqCst) {
+                return Some(frame);
+            }
+        }
+    }
+
+    /// Whether the queue holds its most messages.
+    fn is_full(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) >= self.max_messages
     }
 
     /// Whether a close frame has been queued: nothing more is accepted.
@@ -226,25 +296,36 @@ impl Outbox {
     }
 
     fn has_room_for(&self, frame: &Encoded) -> bool {
-        self.queued_bytes.load(Ordering::Relaxed) + frame.frame().len() <= self.max_bytes
+        self.queued_bytes.load(Ordering::Relaxed) + self.bytes(frame).len() <= self.max_bytes
     }
 
     fn try_queue(&self, frame: Encoded) -> Result<(), Encoded> {
         if !self.has_room_for(&frame) {
             return Err(frame);
         }
-        self.try_push(frame)
+        self.try_push(frame, Kind::Published)
     }
 
     /// Queues if a message slot is free, whatever the bytes queued.
-    fn try_push(&self, frame: Encoded) -> Result<(), Encoded> {
-        let len = frame.frame().len();
+    fn try_push(&self, frame: Encoded, kind: Kind) -> Result<(), Encoded> {
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_messages {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(frame);
+        }
+        let len = self.bytes(&frame).len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match self.tx.try_send(frame) {
+        if kind == Kind::Direct {
+            self.direct.fetch_add(1, Ordering::AcqRel);
+        }
+        match self.tx.try_send(Queued { frame, kind }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(frame) | TrySendError::Disconnected(frame)) => {
+            Err(TrySendError::Full(queued) | TrySendError::Disconnected(queued)) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(frame)
+                if kind == Kind::Direct {
+                    self.direct.fetch_sub(1, Ordering::AcqRel);
+                }
+                Err(queued.frame)
             }
         }
     }
@@ -256,7 +337,7 @@ impl Outbox {
     /// after `timeout`. The writer thread sends it.
     pub(crate) fn send(&self, frame: Encoded, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let len = frame.frame().len();
+        let len = self.bytes(&frame).len();
         let mut frame = Some(frame);
         // Counted from before the first look for room, so that a frame
         // taken meanwhile notifies: no wake-up is lost. Under the lock, which
@@ -269,13 +350,9 @@ impl Outbox {
             }
             let queued = self.queued_bytes.load(Ordering::SeqCst);
             if queued == 0 || queued + len <= self.max_bytes {
-                self.direct.fetch_add(1, Ordering::AcqRel);
-                match self.try_push(frame.take().expect("not queued yet")) {
+                match self.try_push(frame.take().expect("not queued yet"), Kind::Direct) {
                     Ok(()) => break true,
-                    Err(back) => {
-                        self.direct.fetch_sub(1, Ordering::AcqRel);
-                        frame = Some(back);
-                    }
+                    Err(back) => frame = Some(back),
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -419,7 +496,7 @@ impl Outbox {
         }
         let mut slices = [IoSlice::new(&[]); FLUSH_BATCH];
         for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
-            *slice = IoSlice::new(frame.frame());
+            *slice = IoSlice::new(self.bytes(frame));
         }
         let (written, failed) = self.write_now(&**stream, &mut slices[..frames.len()]);
         // Count and drop the frames that went out whole; keep the rest.
@@ -427,9 +504,10 @@ impl Outbox {
         let whole = frames
             .iter()
             .take_while(|f| {
-                let fits = f.frame().len() <= left;
+                let len = self.bytes(f).len();
+                let fits = len <= left;
                 if fits {
-                    left -= f.frame().len();
+                    left -= len;
                 }
                 fits
             })
@@ -501,7 +579,7 @@ impl Outbox {
         }
         let try_queue = |frame: Encoded| {
             self.try_queue(frame).or_else(|frame| {
-                if self.rx.is_full() {
+                if self.is_full() {
                     self.flush_now(&mut Vec::with_capacity(FLUSH_BATCH));
                 }
                 self.try_queue(frame)
@@ -513,6 +591,7 @@ impl Outbox {
                 Err(_) => {
                     let _ = self.close(Some(CloseCode::TRY_AGAIN_LATER), "client too slow");
                     // What is queued will not be sent: free it now.
+                    self.discarding.store(true, Ordering::SeqCst);
                     while self.try_take().is_some() {}
                     Delivery::Disconnected
                 }
@@ -587,6 +666,76 @@ impl Subscriber for Outbox {
         self.pending()
             .latest
             .retain(|f| f.topic().is_some_and(|t| &**t != topic));
+    }
+
+    /// Queues the whole replay, after what is queued and before what is
+    /// published next (the hub publishes nothing meanwhile), outside the
+    /// queue's bounds: the client asked for it, and it is bounded by the
+    /// topic's retention. A `boardcast.v1` client gets the answer to its
+    /// subscribe first.
+    fn replay(&self, replay: &Replay<'_>, _policy: Policy) {
+        if self.is_closing() {
+            return;
+        }
+        if self.speaks_v1() {
+            let line = v1::subscribed(replay.topic, replay.recovered, replay.last_seq);
+            let frame = Frame::new(OpCode::Text, line.as_bytes(), None);
+            self.push_unbounded(Encoded::new(None, 0, &frame));
+        }
+        for message in replay.messages {
+            // Made here, on the publisher's side, as for a live message.
+            self.bytes(message);
+            self.push_unbounded(message.clone());
+        }
+        self.schedule();
+    }
+}
+
+impl Outbox {
+    /// Whether the client speaks `boardcast.v1` (its published messages
+    /// are enveloped).
+    pub(crate) fn speaks_v1(&self) -> bool {
+        self.form.get().is_some()
+    }
+
+    /// Queues a frame outside the bounds: a replay (see
+    /// [`Subscriber::replay`]) or the protocol's welcome.
+    pub(crate) fn push_unbounded(&self, frame: Encoded) {
+        let len = self.bytes(&frame).len();
+        self.unbounded_bytes.fetch_add(len, Ordering::SeqCst);
+        let _ = self.tx.try_send(Queued {
+            frame,
+            kind: Kind::Unbounded,
+        });
+    }
+
+    /// Waits, at most `timeout`, until the replays queued hold fewer bytes
+    /// than the queue's byte bound: a client that subscribes again and
+    /// again without reading is slowed down, not buffered without bound.
+    /// Returns false if they still do, or the client is closing.
+    pub(crate) fn wait_for_replay_room(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut pending = self.pending();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let room = loop {
+            if self.is_closing() {
+                break false;
+            }
+            if self.unbounded_bytes.load(Ordering::SeqCst) < self.max_bytes {
+                break true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            pending = self
+                .space
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        room
     }
 }
 

@@ -1,6 +1,7 @@
 //! A connection thread: the handshake under its deadline, routing (pages,
 //! refusals, upgrades), then the handler with its client.
 
+use std::cell::Cell;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -8,13 +9,15 @@ use std::sync::{Arc, OnceLock};
 use crate::config::Config;
 use crate::connection::{Handshake, Received};
 use crate::error::{Error, HandshakeError};
+use crate::frame::{Frame, OpCode};
 use crate::handshake::{Accept, Request, Response};
-use crate::hub::bump;
+use crate::hub::{bump, Encoded};
 use crate::server::client::{Client, Link};
 use crate::server::outbox::Outbox;
 use crate::server::shared::Shared;
 use crate::server::writer::Writer;
 use crate::socket::{Io, Socket};
+use crate::wire::v1;
 
 /// Answers a request that is not an upgrade (see [`Server::on_http`]).
 ///
@@ -129,16 +132,31 @@ impl Task {
             },
             None => Accept::new(),
         };
+        let accept = self.select_protocol(accept, &request);
+        let speaks_v1 = accept.selected_protocol() == Some(v1::PROTOCOL);
         let upgraded = handshake.upgrade(accept)?;
         stream.set_read_timeout(None)?;
-        Ok(Some(self.connect(upgraded)))
+        Ok(Some(self.connect(upgraded, speaks_v1)))
+    }
+
+    /// The subprotocol the application chose, or else the first configured
+    /// one the client offers, or else `boardcast.v1` if it offers that.
+    fn select_protocol(&self, accept: Accept, request: &Request<'_>) -> Accept {
+        if accept.selected_protocol().is_some() {
+            return accept;
+        }
+        match request.select_protocol(&self.config.protocols) {
+            Some(protocol) => accept.protocol(protocol),
+            None if request.protocols().any(|p| p == v1::PROTOCOL) => accept.protocol(v1::PROTOCOL),
+            None => accept,
+        }
     }
 
     /// The client of an accepted upgrade. Apart, and not inlined, so that
     /// its locals are not on the stack while the handshake runs: a thread
     /// keeps every stack page it touched resident for life.
     #[inline(never)]
-    fn connect(&self, mut received: Box<Received>) -> Client {
+    fn connect(&self, mut received: Box<Received>, speaks_v1: bool) -> Client {
         received
             .inbound
             .set_budget(Box::new(Arc::clone(&self.shared.partial)));
@@ -156,6 +174,12 @@ impl Task {
             cold: AtomicBool::new(true),
             cut: OnceLock::new(),
         });
+        if speaks_v1 {
+            outbox.set_form(v1::ENVELOPE);
+            let welcome = v1::welcome(self.shared.hub.epoch());
+            let frame = Frame::new(OpCode::Text, welcome.as_bytes(), None);
+            outbox.push_unbounded(Encoded::new(None, 0, &frame));
+        }
         if let Some(live) = self.shared.connections().get_mut(&self.id) {
             live.outbox = Some(Arc::clone(&outbox));
         }
@@ -169,6 +193,7 @@ impl Task {
             done: false,
             config: Arc::clone(&self.config),
             shared: Arc::clone(&self.shared),
+            subscriptions: Cell::new(0),
         }
     }
 }

@@ -218,11 +218,12 @@ impl Writer {
     /// flusher left unsent, control frames, the queued data, then a close
     /// frame.
     fn write(&self, parts: &Parts<'_>) -> io::Result<()> {
+        let outbox = &self.link.outbox;
         let mut slices: Vec<IoSlice<'_>> =
             Vec::with_capacity(3 + parts.unsent.len() + parts.batch.len() + parts.latest.len());
         if let Some((first, rest)) = parts.unsent.split_first() {
-            slices.push(IoSlice::new(&first.frame()[parts.offset..]));
-            slices.extend(rest.iter().map(|f| IoSlice::new(f.frame())));
+            slices.push(IoSlice::new(&outbox.bytes(first)[parts.offset..]));
+            slices.extend(rest.iter().map(|f| IoSlice::new(outbox.bytes(f))));
         }
         slices.push(IoSlice::new(parts.pings));
         slices.extend(
@@ -230,7 +231,7 @@ impl Writer {
                 .batch
                 .iter()
                 .chain(parts.latest)
-                .map(|f| IoSlice::new(f.frame())),
+                .map(|f| IoSlice::new(outbox.bytes(f))),
         );
         slices.push(IoSlice::new(parts.closing));
         // The flusher may have left the socket non-blocking.

@@ -10,15 +10,17 @@
 
 #![allow(dead_code)]
 
+mod browser;
 mod client;
 mod frames;
 mod http;
 mod server;
+mod v1;
 
 // Flat, as `support::name`; a test binary that uses none of a
 // submodule's items would otherwise warn about its re-export.
 #[allow(unused_imports)]
-pub use {client::*, frames::*, http::*, server::*};
+pub use {browser::*, client::*, frames::*, http::*, server::*, v1::*};
 
 use std::io::{self, Cursor, Read, Write};
 use std::sync::{mpsc, Condvar, Mutex, MutexGuard, Once, OnceLock};

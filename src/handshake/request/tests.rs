@@ -610,3 +610,19 @@ fn subprotocol_selection_follows_server_preference() {
     assert_eq!(request.select_protocol(&["mqtt".to_string()]), None);
     assert_eq!(request.select_protocol(&[]), None);
 }
+
+#[test]
+fn query_parameters_are_percent_decoded() {
+    let wire = b"GET /latest?x=1&topics=a%2Cb,c%2Fd&sp=a+b%20c&bad=%zz%4&empty&utf=%C3%A9&nonutf=%FF HTTP/1.1\r\nHost: h\r\n\r\n";
+    let request = parse(wire).unwrap();
+    assert_eq!(request.query_param("topics").as_deref(), Some("a,b,c/d"));
+    assert_eq!(request.query_param("x").as_deref(), Some("1"));
+    assert_eq!(request.query_param("sp").as_deref(), Some("a b c"));
+    assert_eq!(request.query_param("bad").as_deref(), Some("%zz%4"));
+    assert_eq!(request.query_param("empty").as_deref(), Some(""));
+    assert_eq!(request.query_param("utf").as_deref(), Some("é"));
+    assert_eq!(request.query_param("nonutf"), None);
+    assert_eq!(request.query_param("missing"), None);
+    let bare = parse(b"GET /latest HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(bare.query_param("topics"), None);
+}

@@ -1,0 +1,200 @@
+//! Nothing lost across dropped links, in a real browser (issue 13).
+//!
+//! A page served by a boardcast `Server` loads `/boardcast.js` and
+//! subscribes to a topic the test publishes at 100 messages a second. The
+//! page reaches the server through a TCP proxy in the test, which drops
+//! every connection at once, several times, as a Wi-Fi roam would. At the
+//! end the page must have every sequence number from its first to the last
+//! published, once each, in order, and must have reconnected once per cut.
+//!
+//! Needs Chromium (see `tests/support/browser.rs`).
+
+mod support;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use boardcast::{Config, Response};
+use serde_json::{json, Value};
+use support::{chromium, init_logging, num, Browser, Running};
+
+/// How many times the proxy drops the page's connection.
+const CUTS: u64 = 5;
+
+/// The test's page: one topic, every sequence number kept, the status and
+/// the reconnects shown.
+const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>resume</title>
+<p>state: <span id="state">–</span>, reconnects: <span id="reconnects">0</span>,
+last: <span id="last">–</span></p>
+<script src="/boardcast.js"></script>
+<script>
+const state = window.state = { seqs: [], opens: 0, status: null, notRecovered: 0, reconnects: 0 };
+const bc = boardcast.connect("/ws", { topics: ["counter"] });
+bc.on("counter", (data, meta) => {
+  state.seqs.push(meta.seq);
+  if (meta.recovered === false) state.notRecovered++;
+  if (data !== "n" + meta.seq) state.bad = (state.bad || 0) + 1;
+  document.getElementById("last").textContent = meta.seq;
+});
+bc.on("status", (s) => {
+  state.status = s.state;
+  if (s.state === "open") state.opens++;
+  state.reconnects = bc.stats.reconnects;
+  document.getElementById("state").textContent = s.state + " (" + s.transport + ")";
+  document.getElementById("reconnects").textContent = bc.stats.reconnects;
+});
+</script>
+"#;
+
+#[test]
+fn a_page_loses_nothing_when_its_link_drops_again_and_again() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    init_logging();
+    let server = boardcast::Server::bind("127.0.0.1:0", Config::default()).unwrap();
+    let server = server.on_http(|request| match request.path() {
+        "/" => Response::html(PAGE),
+        "/boardcast.js" => boardcast::wire::script(),
+        _ => Response::text(404, "not found"),
+    });
+    let running = Running::start(
+        server,
+        |mut client| while let Ok(Some(_)) = client.recv() {},
+    );
+    let proxy = Proxy::start(running.addr);
+
+    // 100 messages a second, for as long as the test runs (bounded).
+    let hub = running.hub.clone();
+    let publishing = Arc::new(AtomicBool::new(true));
+    let publisher = {
+        let publishing = Arc::clone(&publishing);
+        thread::spawn(move || {
+            let start = Instant::now();
+            let mut seq = 0;
+            while publishing.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+                seq = hub.last_seq("counter") + 1;
+                hub.publish_text("counter", &format!("n{seq}"));
+                thread::sleep(Duration::from_millis(10));
+            }
+            seq
+        })
+    };
+
+    let mut browser = Browser::launch(&chromium);
+    let mut page = browser.new_page();
+    page.watch("window.state ?? null");
+    page.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{}/", proxy.addr) }),
+    );
+    let count = |s: &Value| s["seqs"].as_array().map_or(0, Vec::len) as u64;
+    page.wait_for("the page to receive", |s| {
+        s["status"] == "open" && count(s) >= 50
+    });
+    for cut in 1..=CUTS {
+        let before = count(&page.state());
+        assert!(proxy.cut() >= 1, "no connection to cut");
+        page.wait_for("the page to reconnect and receive again", |s| {
+            num(&s["opens"]) == cut + 1 && s["status"] == "open" && count(s) >= before + 30
+        });
+    }
+    publishing.store(false, Ordering::Relaxed);
+    let last = publisher.join().unwrap();
+    let state = page.wait_for("the last message", |s| {
+        s["seqs"].as_array().and_then(|a| a.last()).map(num) == Some(last)
+    });
+
+    let seqs: Vec<u64> = state["seqs"].as_array().unwrap().iter().map(num).collect();
+    let first = seqs[0];
+    let expected: Vec<u64> = (first..=last).collect();
+    if seqs != expected {
+        let at = (0..seqs.len())
+            .find(|&i| seqs.get(i) != expected.get(i))
+            .unwrap_or(0);
+        panic!(
+            "a gap or a duplicate at {at}: {:?} (expected {:?})",
+            &seqs[at.saturating_sub(3)..(at + 3).min(seqs.len())],
+            &expected[at.saturating_sub(3)..(at + 3).min(expected.len())]
+        );
+    }
+    assert_eq!(num(&state["notRecovered"]), 0, "{state:#}");
+    assert!(
+        state["bad"].is_null(),
+        "payloads do not match their seq: {state:#}"
+    );
+    assert_eq!(num(&state["reconnects"]), CUTS, "{state:#}");
+    eprintln!(
+        "{} messages ({first}..={last}) over {CUTS} dropped links: none lost, none twice",
+        seqs.len()
+    );
+}
+
+/// A TCP proxy on loopback that can drop every connection through it at
+/// once, as a link that goes away does.
+struct Proxy {
+    addr: SocketAddr,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(to: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let list = Arc::clone(&live);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(to) else {
+                    return;
+                };
+                let mut live = list.lock().unwrap();
+                live.retain(|s| s.peer_addr().is_ok());
+                live.push(client.try_clone().unwrap());
+                live.push(server.try_clone().unwrap());
+                drop(live);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { addr, live }
+    }
+
+    /// Drops every connection; returns how many there were.
+    fn cut(&self) -> usize {
+        let mut live = self.live.lock().unwrap();
+        for stream in live.iter() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        let count = live.len() / 2;
+        live.clear();
+        count
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own until either ends.
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    thread::spawn(move || {
+        let mut buf = [0; 16 << 10];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+        io::Result::Ok(())
+    });
+}
