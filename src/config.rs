@@ -214,7 +214,10 @@ pub struct Config {
     /// Messages shorter than this many bytes are sent uncompressed: below
     /// it, compression saves a few bytes at the cost of a compressor.
     /// Default 64. A message that compression would not make smaller is
-    /// also sent as it is (unless the server keeps its context).
+    /// also sent as it is, unless this is 0 (every message compressed) or
+    /// the server keeps its context. (A published message is compressed
+    /// once for all its clients, whatever their threshold: only when it
+    /// shrinks.)
     pub deflate_threshold: usize,
 }
 

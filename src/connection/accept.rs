@@ -176,7 +176,7 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
         let config = self.config;
         let connection =
             Connection::timed(self.switch(accept, &key)?, inbound, Role::Server, config);
-        if let Some(encoder) = encoder {
+        if let Some((encoder, _)) = encoder {
             connection.outbound.set_encoder(encoder);
         }
         Ok(connection)
@@ -194,17 +194,15 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
         accept: Accept,
         inbound: &mut Inbound,
         takeover: ContextTakeover,
-    ) -> (Accept, Option<Box<dyn Encoder>>) {
+    ) -> (Accept, Option<Sending>) {
         if accept.has_header(EXTENSIONS) {
             return (accept, None);
         }
         match extension::agree(self.request().extensions(), self.config, takeover) {
             Some(agreed) => {
                 inbound.set_extension(agreed.extension);
-                (
-                    accept.header(EXTENSIONS, agreed.response),
-                    Some(agreed.encoder),
-                )
+                let accept = accept.header(EXTENSIONS, agreed.response);
+                (accept, Some((agreed.encoder, agreed.window_bits)))
             }
             None => (accept, None),
         }
@@ -225,8 +223,11 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
             ContextTakeover::Both => ContextTakeover::Client,
             takeover => takeover,
         };
-        let (accept, encoder) = self.agree(accept, &mut received.inbound, takeover);
-        received.encoder = encoder;
+        let (accept, agreed) = self.agree(accept, &mut received.inbound, takeover);
+        if let Some((encoder, window_bits)) = agreed {
+            received.encoder = Some(encoder);
+            received.deflate_window = Some(window_bits);
+        }
         self.switch(accept, &key)?;
         Ok(received)
     }
@@ -240,6 +241,7 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
             parts: self.parts,
             clock: Clock::message_only(self.config),
             encoder: None,
+            deflate_window: None,
         })
     }
 
@@ -325,7 +327,14 @@ pub(crate) struct Received {
     /// The sending side of a negotiated extension, for the client's
     /// [`Outbound`](crate::protocol::Outbound).
     pub(crate) encoder: Option<Box<dyn Encoder>>,
+    /// The window a published message compressed for this client may use
+    /// (as a power of two), when it agreed to permessage-deflate.
+    pub(crate) deflate_window: Option<u8>,
 }
+
+/// The sending side of an agreed extension, and the window (as a power of
+/// two) a message compressed once for many clients may use for this one.
+type Sending = (Box<dyn Encoder>, u8);
 
 /// The response header naming the agreed extensions (RFC 6455 §9.1).
 const EXTENSIONS: &str = "Sec-WebSocket-Extensions";

@@ -16,6 +16,10 @@ pub struct Agreed {
     pub extension: Box<dyn Extension>,
     /// For the connection's [`Outbound`](crate::protocol::Outbound).
     pub encoder: Box<dyn Encoder>,
+    /// The LZ77 window the server may compress with, as a power of two:
+    /// the largest a published message compressed once for many
+    /// subscribers may use for this one.
+    pub window_bits: u8,
 }
 
 /// The extensions a server agrees to, from the request's
@@ -36,6 +40,7 @@ pub fn agree<'a>(
             response: params.to_string(),
             extension: Box::new(deflate::Inflater::new(&params)),
             encoder: Box::new(deflate::Deflater::new(&params, config)),
+            window_bits: params.server_window(),
         })
     }
     #[cfg(not(feature = "deflate"))]

@@ -26,6 +26,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
@@ -184,7 +185,8 @@ fn inflate_message(
 ///
 /// Without the server's context takeover it holds no compressor: each
 /// message takes one from a small shared pool and gives it back reset. A
-/// message that would not shrink is then sent as it is.
+/// message that would not shrink is then sent as it is (unless the
+/// threshold is 0).
 pub struct Deflater {
     key: Key,
     threshold: usize,
@@ -238,8 +240,9 @@ impl Encoder for Deflater {
             let compressed = deflate_message(&mut deflate, payload);
             deflate.reset();
             DEFLATERS.give(self.key, deflate);
+            // Threshold 0: every message compressed, shrinking or not.
             return compressed
-                .filter(|c| c.len() < payload.len())
+                .filter(|c| c.len() < payload.len() || self.threshold == 0)
                 .map(|c| (RSV1, c));
         };
         // Context takeover: the caller sends the frames in the order they
@@ -258,6 +261,38 @@ impl Encoder for Deflater {
             }
         }
     }
+}
+
+/// Published messages compressed once for all their permessage-deflate
+/// subscribers, in this process: see [`compress_shared`].
+static SHARED: AtomicU64 = AtomicU64::new(0);
+
+/// Compresses a published message's payload once for every subscriber
+/// that agreed to permessage-deflate without the server's context
+/// takeover (a [`Server`](crate::Server)'s always is), with an LZ77
+/// window of `window_bits` (9 to 15; no larger than any of those
+/// subscribers agreed to) and `memLevel` 5, from the shared pool. `None`
+/// when it would not shrink: the message then goes as it is. Counted by
+/// [`shared_count`].
+pub fn compress_shared(payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
+    let key = Key {
+        level: LEVEL,
+        window_bits: window_bits.clamp(9, 15),
+        mem_level: 5,
+    };
+    let mut deflate = DEFLATERS.take(key);
+    let compressed = deflate_message(&mut deflate, payload);
+    deflate.reset();
+    DEFLATERS.give(key, deflate);
+    SHARED.fetch_add(1, Ordering::Relaxed);
+    compressed.filter(|c| c.len() < payload.len())
+}
+
+/// How many published messages [`compress_shared`] compressed in this
+/// process (one per message and window, whatever the number of
+/// subscribers it went to).
+pub fn shared_count() -> u64 {
+    SHARED.load(Ordering::Relaxed)
 }
 
 /// Compresses `payload` with a sync flush and strips the flush's tail.

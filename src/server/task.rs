@@ -13,6 +13,7 @@ use crate::frame::{Frame, OpCode};
 use crate::handshake::{Accept, Request, Response};
 use crate::hub::{bump, Encoded};
 use crate::server::client::{Client, Link};
+use crate::server::forms;
 use crate::server::outbox::Outbox;
 use crate::server::shared::Shared;
 use crate::server::writer::Writer;
@@ -174,8 +175,10 @@ impl Task {
             cold: AtomicBool::new(true),
             cut: OnceLock::new(),
         });
+        if let Some(form) = forms::form(speaks_v1, received.deflate_window) {
+            outbox.set_form(form);
+        }
         if speaks_v1 {
-            outbox.set_form(v1::ENVELOPE);
             let welcome = v1::welcome(self.shared.hub.epoch());
             let frame = Frame::new(OpCode::Text, welcome.as_bytes(), None);
             outbox.push_unbounded(Encoded::new(None, 0, &frame));

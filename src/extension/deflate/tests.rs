@@ -46,9 +46,12 @@ fn hello_compresses_to_the_rfc_bytes() {
     // Without, it goes as it is, and no compressor stays with the
     // connection.
     let p = params("permessage-deflate", ContextTakeover::Off);
-    let deflater = Deflater::new(&p, &config());
+    let deflater = Deflater::new(&p, &config().deflate_threshold(1));
     assert_eq!(deflater.encode(b"Hello"), None);
     assert!(!deflater.holds_state());
+    // Unless every message is to be compressed (threshold 0).
+    let deflater = Deflater::new(&p, &config());
+    assert_eq!(deflater.encode(b"Hello"), Some((RSV1, HELLO.to_vec())));
 }
 
 #[test]
@@ -147,6 +150,8 @@ fn small_and_incompressible_messages_go_as_they_are() {
         })
         .collect();
     assert_eq!(deflater.encode(&noise), None);
+    let every = Deflater::new(&p, &config().deflate_threshold(0));
+    assert!(every.encode(&noise).unwrap().1.len() > noise.len());
 }
 
 #[test]
