@@ -249,7 +249,12 @@ fn the_server_compresses_its_clients_sends_without_its_own_context() {
                 break (first, payload);
             }
         };
-        assert_eq!(first, 0x80 | RSV1 << 4 | 0x1);
+        assert_eq!(
+            first,
+            0x80 | RSV1 << 4 | 0x1,
+            "{:?}",
+            String::from_utf8_lossy(&payload)
+        );
         // The same size each time: no context carried over.
         assert!(payload.len() < 400, "{} bytes", payload.len());
         assert_eq!(
@@ -257,4 +262,59 @@ fn the_server_compresses_its_clients_sends_without_its_own_context() {
             text.as_bytes()
         );
     }
+}
+
+#[test]
+fn a_publish_is_compressed_once_for_every_deflate_subscriber() {
+    let running = Running::start(server(Config::default()), |mut client| {
+        client.subscribe("sensors");
+        while let Ok(Some(_)) = client.recv() {}
+    });
+    // Three clients with deflate (one limits the server's window to 10
+    // bits: the 512-byte window form), one without.
+    let offers = [
+        Some(CHROMIUM_OFFER),
+        Some("permessage-deflate"),
+        Some("permessage-deflate; server_max_window_bits=10"),
+        None,
+    ];
+    let mut clients: Vec<_> = offers
+        .iter()
+        .map(|offer| upgrade(running.addr, *offer))
+        .collect();
+    support::wait_until(support::TIMEOUT, "four subscribers", || {
+        running.hub.subscribers("sensors") == 4
+    });
+    let before = running.stats().deflated;
+    let reading = readings(600);
+    for _ in 0..3 {
+        running.hub.publish_text("sensors", &reading);
+    }
+    // Once per message and window: two windows, three messages.
+    assert_eq!(running.stats().deflated - before, 6);
+    let mut frames = Vec::new();
+    for (stream, agreed) in &mut clients {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (first, payload) = read_server_frame(stream);
+            let restored = match agreed {
+                Some(agreed) => {
+                    assert_eq!(first, 0x80 | RSV1 << 4 | 0x1);
+                    let (_, mut inflater) = client_codec(agreed);
+                    inflater.decode(RSV1, payload.clone(), 1 << 20).unwrap()
+                }
+                None => {
+                    assert_eq!(first, 0x81);
+                    payload.clone()
+                }
+            };
+            assert_eq!(restored, reading.as_bytes());
+            got.push(payload);
+        }
+        frames.push(got);
+    }
+    // The first two share the 4 KiB window's form: the same bytes.
+    assert_eq!(frames[0], frames[1]);
+    assert!(frames[0][0].len() < 150, "{}", frames[0][0].len());
+    assert_eq!(frames[3][0].len(), 600);
 }

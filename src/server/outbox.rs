@@ -52,9 +52,11 @@ pub(crate) struct Outbox {
     tx: Sender<Queued>,
     pub(crate) rx: Receiver<Queued>,
     /// How the client's published messages are written: as plain frames, or
-    /// in another form of the message (the `boardcast.v1` envelope); set
-    /// once, when the upgrade is accepted.
+    /// in another form of the message (the `boardcast.v1` envelope, or
+    /// either compressed); set once, when the upgrade is accepted.
     form: OnceLock<Form>,
+    /// Whether the client speaks `boardcast.v1`; set with its form.
+    v1: AtomicBool,
     /// The client's socket; `None` in unit tests.
     stream: Option<Arc<dyn Socket>>,
     /// The server's flusher; `None` in unit tests.
@@ -172,6 +174,7 @@ impl Outbox {
             tx,
             rx,
             form: OnceLock::new(),
+            v1: AtomicBool::new(false),
             stream,
             flusher,
             counters,
@@ -246,6 +249,11 @@ impl Outbox {
         if !self.rung.load(Ordering::Acquire) && self.rx.is_empty() {
             thread::park_timeout(timeout);
         }
+    }
+
+    /// Marks the client as speaking `boardcast.v1`.
+    pub(crate) fn set_v1(&self) {
+        self.v1.store(true, Ordering::Release);
     }
 
     /// Writes the client's published messages in `form` from now on.
@@ -695,7 +703,7 @@ impl Outbox {
     /// Whether the client speaks `boardcast.v1` (its published messages
     /// are enveloped).
     pub(crate) fn speaks_v1(&self) -> bool {
-        self.form.get().is_some()
+        self.v1.load(Ordering::Acquire)
     }
 
     /// Queues a frame outside the bounds: a replay (see

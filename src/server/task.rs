@@ -179,6 +179,7 @@ impl Task {
             outbox.set_form(form);
         }
         if speaks_v1 {
+            outbox.set_v1();
             let welcome = v1::welcome(self.shared.hub.epoch());
             let frame = Frame::new(OpCode::Text, welcome.as_bytes(), None);
             outbox.push_unbounded(Encoded::new(None, 0, &frame));
