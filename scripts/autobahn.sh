@@ -29,6 +29,10 @@
 #   AUTOBAHN_TIMEOUT         seconds the kosoku run may take (default 900)
 #   AUTOBAHN_STARTUP_TIMEOUT seconds to wait for the server's port (default 30)
 #   AUTOBAHN_PYTHON          python used to create the venv (default python3)
+#   AUTOBAHN_FEATURES        cargo features of the echo example's build (e.g.
+#                            deflate); with deflate, sections 12-13 must be
+#                            OK/INFORMATIONAL too (UNIMPLEMENTED fails), and
+#                            the reports go to target/autobahn-reports-deflate
 #   CARGO_TARGET_DIR         honoured for the binary, venv and reports
 set -euo pipefail
 
@@ -40,7 +44,11 @@ cd "$ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 VENV=$TARGET_DIR/autobahn-venv
-REPORTS=$TARGET_DIR/autobahn-reports
+FEATURES=${AUTOBAHN_FEATURES:-}
+REPORTS=$TARGET_DIR/autobahn-reports${FEATURES:+-${FEATURES//[ ,]/-}}
+case ",${FEATURES// /,}," in
+    *,deflate,*) export AUTOBAHN_REQUIRE_COMPRESSION=1 ;;
+esac
 PARALLELISM=${AUTOBAHN_PARALLELISM:-2}
 RUN_TIMEOUT=${AUTOBAHN_TIMEOUT:-900}
 STARTUP_TIMEOUT=${AUTOBAHN_STARTUP_TIMEOUT:-30}
@@ -127,11 +135,18 @@ if [ -n "${AUTOBAHN_SERVER_CMD:-}" ]; then
     CMD=${CMD//\{host\}/$HOST}
     CMD=${CMD//\{port\}/$PORT}
 else
-    log "building the echo example (cargo build --release --example echo)"
-    timeout --foreground 1800 cargo build --release --example echo || die "cargo build failed"
+    FEATURE_ARGS=()
+    [ -z "$FEATURES" ] || FEATURE_ARGS=(--features "$FEATURES")
+    log "building the echo example (cargo build --release --example echo ${FEATURE_ARGS[*]})"
+    timeout --foreground 1800 cargo build --release --example echo "${FEATURE_ARGS[@]}" ||
+        die "cargo build failed"
     BIN=$TARGET_DIR/release/examples/echo
     [ -x "$BIN" ] || die "no binary at $BIN"
     CMD="exec $(printf '%q' "$BIN") $ADDR"
+    # Every message compressed: kosoku fails a case that gets an
+    # uncompressed text message on a compressed connection (RFC 7692 lets
+    # a sender choose per message; see examples/echo.rs).
+    [ -z "${AUTOBAHN_REQUIRE_COMPRESSION:-}" ] || CMD="$CMD --deflate-threshold 0"
 fi
 
 rm -rf "$REPORTS"

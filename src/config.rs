@@ -173,6 +173,70 @@ pub struct Config {
     /// `None` leaves the kernel's autotuning. Set on Linux only; elsewhere
     /// it is ignored.
     pub send_buffer_size: Option<usize>,
+
+    /// Whether to agree to permessage-deflate compression (RFC 7692) when
+    /// a client offers it. Default: on when the crate is built with the
+    /// `deflate` feature; without it, no offer is ever accepted and the
+    /// `deflate_*` settings are ignored.
+    ///
+    /// What it costs: see [`deflate_takeover`](Config#structfield.deflate_takeover).
+    pub deflate: bool,
+    /// The LZ77 window, as a power of two from 9 (512 bytes) to 15
+    /// (32 KiB), used for what the server compresses and asked of the
+    /// client for what it compresses (when its offer lets the server ask:
+    /// browsers' does). Default 12 (4 KiB), as Python `websockets`: a
+    /// dashboard's readings repeat within far less, and a connection that
+    /// keeps the client's context holds this window between messages.
+    /// Values outside 9..=15 are taken as the nearest bound.
+    pub deflate_window_bits: u8,
+    /// zlib's `memLevel`, 1 to 9, for what the server compresses: the size
+    /// of the compressor's symbol buffer, `2^(memLevel + 8)` bytes (8 KiB
+    /// at the default 5, as Python `websockets`). Higher compresses large
+    /// messages a little better and faster, with more memory per
+    /// compressor. Values outside 1..=9 are taken as the nearest bound.
+    pub deflate_mem_level: u8,
+    /// Which side keeps its compression context (the LZ77 window) from
+    /// one message to the next. Default [`ContextTakeover::Off`]: each
+    /// message is compressed alone, so no connection holds compression
+    /// state between messages; a message takes a compressor or
+    /// decompressor only while it is processed.
+    ///
+    /// A [`Server`](crate::Server) never keeps its own context, whatever
+    /// this says: a published message is compressed once and the same
+    /// frame goes to every subscriber, and a client's frames are made on
+    /// several threads. The client's context ([`ContextTakeover::Client`])
+    /// costs a decompressor per connection, about 7 KiB plus the window of
+    /// [`deflate_window_bits`](Config#structfield.deflate_window_bits);
+    /// the server's ([`ContextTakeover::Both`], for [`accept`](crate::accept)
+    /// only) a compressor per connection, over 130 KiB (zlib-rs's hash
+    /// table alone is 128 KiB whatever the `memLevel`).
+    pub deflate_takeover: ContextTakeover,
+    /// Messages shorter than this many bytes are sent uncompressed: below
+    /// it, compression saves a few bytes at the cost of a compressor.
+    /// Default 64. A message that compression would not make smaller is
+    /// also sent as it is, unless this is 0 (every message compressed) or
+    /// the server keeps its context. (A published message is compressed
+    /// once for all its clients, whatever their threshold: only when it
+    /// shrinks.)
+    pub deflate_threshold: usize,
+}
+
+/// Which side of a permessage-deflate connection keeps its compression
+/// context between messages (RFC 7692 §7.1.1): see
+/// [`Config::deflate_takeover`](Config#structfield.deflate_takeover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextTakeover {
+    /// Neither: the server answers with `server_no_context_takeover` and
+    /// `client_no_context_takeover`, and holds no compression state
+    /// between messages.
+    #[default]
+    Off,
+    /// The client's only: better compression of what browsers send, for a
+    /// decompressor held by each connection.
+    Client,
+    /// Both sides' (a plain [`accept`](crate::accept)ed connection; a
+    /// [`Server`](crate::Server) takes it as `Client`).
+    Both,
 }
 
 impl Default for Config {
@@ -201,6 +265,11 @@ impl Default for Config {
             max_connections_per_ip: 32,
             limit_loopback: false,
             send_buffer_size: Some(64 << 10),
+            deflate: cfg!(feature = "deflate"),
+            deflate_window_bits: 12,
+            deflate_mem_level: 5,
+            deflate_takeover: ContextTakeover::Off,
+            deflate_threshold: 64,
         }
     }
 }
@@ -356,6 +425,38 @@ impl Config {
     /// Sets [`send_buffer_size`](Config#structfield.send_buffer_size).
     pub fn send_buffer_size(mut self, bytes: Option<usize>) -> Self {
         self.send_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`deflate`](Config#structfield.deflate).
+    pub fn deflate(mut self, enabled: bool) -> Self {
+        self.deflate = enabled;
+        self
+    }
+
+    /// Sets [`deflate_window_bits`](Config#structfield.deflate_window_bits)
+    /// (taken into 9..=15).
+    pub fn deflate_window_bits(mut self, bits: u8) -> Self {
+        self.deflate_window_bits = bits.clamp(9, 15);
+        self
+    }
+
+    /// Sets [`deflate_mem_level`](Config#structfield.deflate_mem_level)
+    /// (taken into 1..=9).
+    pub fn deflate_mem_level(mut self, level: u8) -> Self {
+        self.deflate_mem_level = level.clamp(1, 9);
+        self
+    }
+
+    /// Sets [`deflate_takeover`](Config#structfield.deflate_takeover).
+    pub fn deflate_takeover(mut self, takeover: ContextTakeover) -> Self {
+        self.deflate_takeover = takeover;
+        self
+    }
+
+    /// Sets [`deflate_threshold`](Config#structfield.deflate_threshold).
+    pub fn deflate_threshold(mut self, bytes: usize) -> Self {
+        self.deflate_threshold = bytes;
         self
     }
 }

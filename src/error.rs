@@ -118,17 +118,24 @@ pub enum ProtocolError {
     /// The messages in progress on all connections hold their whole
     /// budget: this one may not grow (close code 1013, try again later).
     Overloaded,
+    /// A message compressed by a negotiated extension (permessage-deflate,
+    /// RFC 7692 §7.2.2) did not decompress: close code 1007, its data is
+    /// not what its type says.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
-    /// The close code this violation is answered with: 1007 for bad UTF-8,
+    /// The close code this violation is answered with: 1007 for bad UTF-8
+    /// or compressed data that does not decompress,
     /// 1009 for a size limit, 1008 (policy violation) for a message too
     /// slow to arrive (it is not too big: 1009 would tell the peer to send
     /// less, when it must send faster), 1013 for an exhausted server
     /// budget, 1002 for everything else.
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_DATA
+            }
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
             ProtocolError::MessageTooSlow => CloseCode::POLICY,
             ProtocolError::Overloaded => CloseCode::TRY_AGAIN_LATER,
@@ -164,6 +171,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Overloaded => {
                 f.write_str("messages in progress hold the server's whole budget")
             }
+            ProtocolError::InvalidCompressedData => f.write_str("invalid compressed data"),
         }
     }
 }

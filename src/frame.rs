@@ -247,6 +247,19 @@ impl<'a> Frame<'a> {
         payload: &'a [u8],
         mask: Option<[u8; 4]>,
     ) -> Self {
+        Frame::with_payload(fin, rsv, opcode, Cow::Borrowed(payload), mask)
+    }
+
+    /// As [`with_header`](Self::with_header), for a payload borrowed or
+    /// owned (one an extension made, a compressed message): an owned one
+    /// is masked in place, without a copy.
+    pub fn with_payload(
+        fin: bool,
+        rsv: u8,
+        opcode: OpCode,
+        payload: Cow<'a, [u8]>,
+        mask: Option<[u8; 4]>,
+    ) -> Self {
         let mut header = [0; MAX_HEADER_LEN];
         let header_len = FrameHeader {
             fin,
@@ -257,9 +270,9 @@ impl<'a> Frame<'a> {
         }
         .encode(&mut header);
         let payload = match mask {
-            None => Cow::Borrowed(payload),
+            None => payload,
             Some(key) => {
-                let mut masked = payload.to_vec();
+                let mut masked = payload.into_owned();
                 apply_mask(&mut masked, key, 0);
                 Cow::Owned(masked)
             }

@@ -32,10 +32,13 @@
 //! - graceful shutdown, and a few plain HTTP routes on the same port (the
 //!   dashboard's page, a script).
 //!
+//! With the `deflate` feature (off by default): permessage-deflate
+//! compression (RFC 7692), in pure Rust, its memory bounded: see
+//! [`Config::deflate_takeover`](Config#structfield.deflate_takeover).
+//!
 //! Planned, each in its own issue: server-sent events, long polling and
 //! polling as other transports of the hub; message history and resume
-//! after a reconnect; permessage-deflate compression; a blocking client;
-//! TLS; a Redis bridge.
+//! after a reconnect; a blocking client; TLS; a Redis bridge.
 //!
 //! Out of scope: async runtimes; WebSockets over HTTP/2 (RFC 8441) or
 //! HTTP/3; serving arbitrary static files, or anything else of a general
@@ -104,7 +107,8 @@
 //!   [`protocol`] (an open connection in both roles, in two halves:
 //!   [`Inbound`](protocol::Inbound) receives, [`Outbound`](protocol::Outbound)
 //!   sends and owns the closing state), [`extension`] (the seam for
-//!   permessage-deflate), [`Message`], [`Error`] and [`Config`]. Pure
+//!   per-message extensions, and permessage-deflate), [`Message`],
+//!   [`Error`] and [`Config`]. Pure
 //!   functions and state machines over byte slices: no sockets, threads or
 //!   channels, tested with byte literals.
 //! - **The hub**: topics, policies, sequence numbers and an epoch, each
@@ -208,7 +212,7 @@ mod server;
 mod socket;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, ContextTakeover};
 pub use connection::{accept, Connection, Handshake, Reader, Timeouts, Writer};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use handshake::{Accept, Request, Response};

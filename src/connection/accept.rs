@@ -4,10 +4,11 @@
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, ContextTakeover};
 use crate::connection::clock::Clock;
 use crate::connection::{Connection, Timeouts};
 use crate::error::{Error, HandshakeError};
+use crate::extension::{self, Encoder};
 use crate::handshake::{Accept, AcceptKey, Parts, Request, Response, Status};
 use crate::protocol::{Inbound, Role};
 use crate::socket;
@@ -176,22 +177,63 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     /// refusal was sent; [`Error::Io`] if writing fails.
     pub fn accept(mut self, accept: Accept) -> Result<Connection<S>, Error> {
         let key = self.check()?;
-        let inbound = Inbound::with_received(Role::Server, self.config, self.after_head());
+        let mut inbound = Inbound::with_received(Role::Server, self.config, self.after_head());
+        let (accept, encoder) = self.agree(accept, &mut inbound, self.config.deflate_takeover);
         let config = self.config;
-        Ok(Connection::timed(
-            self.switch(accept, &key)?,
-            inbound,
-            Role::Server,
-            config,
-        ))
+        let connection =
+            Connection::timed(self.switch(accept, &key)?, inbound, Role::Server, config);
+        if let Some((encoder, _)) = encoder {
+            connection.outbound.set_encoder(encoder);
+        }
+        Ok(connection)
+    }
+
+    /// Negotiates the extensions the request offers (permessage-deflate,
+    /// with the `deflate` feature), with the context takeover `takeover`
+    /// allows: gives the receiving side to `inbound`, adds the response
+    /// header to `accept`, and returns the sending side. Nothing is
+    /// negotiated when the application's `accept` answers the offers
+    /// itself.
+    #[inline(never)]
+    fn agree(
+        &self,
+        accept: Accept,
+        inbound: &mut Inbound,
+        takeover: ContextTakeover,
+    ) -> (Accept, Option<Sending>) {
+        if accept.has_header(EXTENSIONS) {
+            return (accept, None);
+        }
+        match extension::agree(self.request().extensions(), self.config, takeover) {
+            Some(agreed) => {
+                inbound.set_extension(agreed.extension);
+                let accept = accept.header(EXTENSIONS, agreed.response);
+                (accept, Some((agreed.encoder, agreed.window_bits)))
+            }
+            None => (accept, None),
+        }
     }
 
     /// Accepts as [`accept`](Self::accept) does, for a server that keeps
     /// its own handle on the stream: returns the receiving half (holding any
     /// bytes that followed the request) and a copy of the request head.
+    ///
+    /// The server's own compression context is never kept
+    /// ([`ContextTakeover::Both`] counts as `Client`): a published message
+    /// is compressed once for every subscriber, and frames are made on
+    /// several threads.
     pub(crate) fn upgrade(mut self, accept: Accept) -> Result<Box<Received>, Error> {
         let key = self.check()?;
-        let received = self.received();
+        let mut received = self.received();
+        let takeover = match self.config.deflate_takeover {
+            ContextTakeover::Both => ContextTakeover::Client,
+            takeover => takeover,
+        };
+        let (accept, agreed) = self.agree(accept, &mut received.inbound, takeover);
+        if let Some((encoder, window_bits)) = agreed {
+            received.encoder = Some(encoder);
+            received.deflate_window = Some(window_bits);
+        }
         self.switch(accept, &key)?;
         Ok(received)
     }
@@ -204,6 +246,8 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
             head: self.buf[..self.request().len()].to_vec(),
             parts: self.parts,
             clock: Clock::message_only(self.config),
+            encoder: None,
+            deflate_window: None,
         })
     }
 
@@ -344,7 +388,20 @@ pub(crate) struct Received {
     pub(crate) parts: Parts,
     /// The message deadline (the server's writer thread keeps the others).
     pub(crate) clock: Clock,
+    /// The sending side of a negotiated extension, for the client's
+    /// [`Outbound`](crate::protocol::Outbound).
+    pub(crate) encoder: Option<Box<dyn Encoder>>,
+    /// The window a published message compressed for this client may use
+    /// (as a power of two), when it agreed to permessage-deflate.
+    pub(crate) deflate_window: Option<u8>,
 }
+
+/// The sending side of an agreed extension, and the window (as a power of
+/// two) a message compressed once for many clients may use for this one.
+type Sending = (Box<dyn Encoder>, u8);
+
+/// The response header naming the agreed extensions (RFC 6455 §9.1).
+const EXTENSIONS: &str = "Sec-WebSocket-Extensions";
 
 /// Sends the refusal for `error` to the request that starts `received`
 /// (without a body if it is `HEAD`), and returns it as an [`Error`].

@@ -210,6 +210,15 @@ impl<'b> Request<'b> {
             .flat_map(|(_, v)| tokens(v))
     }
 
+    /// The values of the `Sec-WebSocket-Extensions` header fields, in
+    /// order: the client's extension offers, parsed by
+    /// [`extension::header`](crate::extension::header).
+    pub fn extensions(&self) -> impl Iterator<Item = &'b str> {
+        self.headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|(_, v)| v)
+    }
+
     /// The first of `supported` (the server's preference order) that the
     /// client offers.
     pub fn select_protocol<'s>(&self, supported: &'s [String]) -> Option<&'s str> {

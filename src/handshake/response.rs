@@ -68,6 +68,14 @@ impl Accept {
         self
     }
 
+    /// Whether a header named `name` (without regard to ASCII case) was
+    /// added.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     /// The selected subprotocol, if any.
     pub fn selected_protocol(&self) -> Option<&str> {
         self.protocol.as_deref()

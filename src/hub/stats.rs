@@ -35,6 +35,11 @@ pub struct Stats {
     /// Bytes the topics' histories hold now (see
     /// [`Retention`](super::Retention)).
     pub history_bytes: usize,
+    /// Published messages compressed for permessage-deflate clients: once
+    /// per message (and window size, 4 KiB or 512 bytes), however many
+    /// clients it went to. Counted for the whole process, all servers
+    /// together; always 0 without the `deflate` feature.
+    pub deflated: u64,
 }
 
 /// Shared counters; [`Stats`] is a snapshot of them. The hub counts
@@ -83,6 +88,10 @@ impl Counters {
             rejected_full: get(&self.rejected_full),
             handshake_failed: get(&self.handshake_failed),
             history_bytes: self.history_bytes.load(Ordering::Relaxed),
+            #[cfg(feature = "deflate")]
+            deflated: crate::extension::deflate::shared_count(),
+            #[cfg(not(feature = "deflate"))]
+            deflated: 0,
         }
     }
 }

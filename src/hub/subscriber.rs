@@ -133,7 +133,7 @@ struct Inner {
 type Forms = [OnceLock<Box<[u8]>>; FORMS];
 
 /// How many other forms a message may have (see [`Form`]).
-const FORMS: usize = 6;
+const FORMS: usize = 7;
 
 /// Another way to write a published message on the wire, made from it at
 /// most once and kept with it: a transport names its forms as constants,

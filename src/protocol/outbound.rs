@@ -5,8 +5,10 @@ use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::{Error, ProtocolError};
+use crate::extension::Encoder;
 use crate::frame::{Frame, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::message::{CloseCode, CloseFrame, Message};
 use crate::protocol::Role;
@@ -36,6 +38,9 @@ pub struct Outbound {
     closing: AtomicBool,
     /// The state of the client role's masking keys (§5.3: "unpredictable").
     masks: AtomicU64,
+    /// The negotiated extension's sending side, if any: set once, after
+    /// the opening handshake.
+    encoder: OnceLock<Box<dyn Encoder>>,
 }
 
 impl Outbound {
@@ -49,7 +54,24 @@ impl Outbound {
             role,
             closing: AtomicBool::new(false),
             masks: AtomicU64::new(seed),
+            encoder: OnceLock::new(),
         }
+    }
+
+    /// Gives the text and binary messages made from now on to `encoder`
+    /// (permessage-deflate's compressor), which decides their payload and
+    /// RSV bits. Only the first call counts: a connection negotiates its
+    /// extensions once. Frames made with [`encode`](Self::encode), and
+    /// control frames, are never given to it.
+    pub fn set_encoder(&self, encoder: Box<dyn Encoder>) {
+        if self.encoder.set(encoder).is_err() {
+            log::warn!("a connection's extension encoder was set twice; the first stays");
+        }
+    }
+
+    /// Whether an extension encodes this half's messages.
+    pub fn has_encoder(&self) -> bool {
+        self.encoder.get().is_some()
     }
 
     /// Whether our close frame was made: no other frame may follow it.
@@ -58,7 +80,9 @@ impl Outbound {
     }
 
     /// A final frame of `opcode` carrying `payload`. A close frame makes the
-    /// half closing.
+    /// half closing. A text or binary payload is first given to the
+    /// [encoder](Self::set_encoder), if any: the frame then carries what it
+    /// made, with its RSV bits.
     ///
     /// # Errors
     ///
@@ -74,6 +98,12 @@ impl Outbound {
         };
         if closed {
             return Err(Error::Closed);
+        }
+        if let (Some(encoder), OpCode::Text | OpCode::Binary) = (self.encoder.get(), opcode) {
+            if let Some((rsv, encoded)) = encoder.encode(payload) {
+                let encoded = Cow::Owned(encoded);
+                return Ok(Frame::with_payload(true, rsv, opcode, encoded, self.mask()));
+            }
         }
         Ok(self.encode(opcode, payload))
     }
@@ -257,6 +287,46 @@ mod tests {
         let frame = Outbound::new(Role::Server).reply(&failed).unwrap();
         assert_eq!(&frame.payload()[..2], &1007u16.to_be_bytes());
         assert_eq!(&frame.payload()[2..], b"invalid utf-8 in text");
+    }
+
+    /// An encoder that reverses payloads of at least 3 bytes, with RSV1.
+    #[derive(Debug)]
+    struct Reverse;
+
+    impl Encoder for Reverse {
+        fn encode(&self, payload: &[u8]) -> Option<(u8, Vec<u8>)> {
+            (payload.len() >= 3).then(|| (0b100, payload.iter().rev().copied().collect()))
+        }
+    }
+
+    #[test]
+    fn the_encoder_makes_data_frames_only() {
+        let outbound = Outbound::new(Role::Server);
+        outbound.set_encoder(Box::new(Reverse));
+        assert!(outbound.has_encoder());
+        let text = outbound.frame(OpCode::Text, b"abc").unwrap();
+        assert_eq!(text.to_vec(), [0xC1, 0x03, b'c', b'b', b'a']);
+        let xyz = Message::Binary(b"xyz".to_vec());
+        let binary = outbound.message(&xyz).unwrap();
+        assert_eq!(binary.to_vec(), [0xC2, 0x03, b'z', b'y', b'x']);
+        // Declined by the encoder: as it is, RSV clear.
+        assert_eq!(
+            outbound.frame(OpCode::Text, b"ab").unwrap().to_vec(),
+            [0x81, 0x02, b'a', b'b']
+        );
+        // Control frames and `encode` never go through it.
+        let ping = outbound.frame(OpCode::Ping, b"abc").unwrap();
+        assert_eq!(ping.to_vec(), [0x89, 0x03, b'a', b'b', b'c']);
+        assert_eq!(outbound.encode(OpCode::Text, b"abc").to_vec()[0], 0x81);
+        // The client role masks what the encoder made.
+        let client = Outbound::new(Role::Client);
+        client.set_encoder(Box::new(Reverse));
+        let wire = client.frame(OpCode::Binary, b"abc").unwrap().to_vec();
+        let (header, used) = FrameHeader::decode(&wire).unwrap().unwrap();
+        assert_eq!(header.rsv, 0b100);
+        let mut payload = wire[used..].to_vec();
+        apply_mask(&mut payload, header.mask.unwrap(), 0);
+        assert_eq!(payload, b"cba");
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::socket::{self, Socket};
 
 mod client;
 mod flusher;
+mod forms;
 mod http;
 mod outbox;
 mod poll;

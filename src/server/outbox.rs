@@ -55,6 +55,10 @@ pub(crate) struct Outbox {
     /// (unset), or in a protocol of `wire` (the `boardcast.v1` envelope, SSE
     /// events); set once, before anything is queued.
     framing: OnceLock<Framing>,
+    /// The form published messages are written in when it is not the
+    /// framing's own: a compressed one, for a client that agreed to
+    /// permessage-deflate.
+    form: OnceLock<Form>,
     /// The client's socket; `None` in unit tests.
     stream: Option<Arc<dyn Socket>>,
     /// The server's flusher; `None` in unit tests.
@@ -218,6 +222,7 @@ impl Outbox {
             tx,
             rx,
             framing: OnceLock::new(),
+            form: OnceLock::new(),
             stream,
             flusher,
             counters,
@@ -314,10 +319,20 @@ impl Outbox {
         self.framing.get().copied()
     }
 
+    /// Writes the client's published messages in `form` from now on,
+    /// instead of its framing's.
+    pub(crate) fn set_form(&self, form: Form) {
+        let _ = self.form.set(form);
+    }
+
     /// What goes on the wire for `frame`: its form for this client if it is
     /// a published message and the client has one, else the frame itself.
     pub(crate) fn bytes<'f>(&self, frame: &'f Encoded) -> &'f [u8] {
-        match (self.framing.get().and_then(|f| f.form()), frame.topic()) {
+        let form = self.form.get().copied();
+        match (
+            form.or_else(|| self.framing().and_then(Framing::form)),
+            frame.topic(),
+        ) {
             (Some(form), Some(_)) => frame.form(form),
             _ => frame.frame(),
         }

@@ -12,6 +12,7 @@ use crate::error::{Error, HandshakeError};
 use crate::handshake::{Accept, Request, Response};
 use crate::hub::bump;
 use crate::server::client::{Client, Link, Via};
+use crate::server::forms;
 use crate::server::http::{self, Next};
 use crate::server::outbox::Framing;
 use crate::server::task::Task;
@@ -207,6 +208,9 @@ impl Task {
         received
             .inbound
             .set_budget(Box::new(Arc::clone(&self.shared.partial)));
+        if let Some(encoder) = received.encoder.take() {
+            self.outbox.outbound.set_encoder(encoder);
+        }
         let stream = &self.stream;
         let outbox = Arc::clone(&self.outbox);
         let link = Arc::new(Link {
@@ -219,6 +223,9 @@ impl Task {
             cut: OnceLock::new(),
             session: None,
         });
+        if let Some(form) = forms::form(speaks_v1, received.deflate_window) {
+            outbox.set_form(form);
+        }
         if speaks_v1 {
             outbox.set_framing(Framing::V1);
             let welcome = Framing::V1.notice(&Notice::Welcome {
