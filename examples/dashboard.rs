@@ -25,7 +25,9 @@
 //! published once, to "sensors/info".
 //!
 //! The page uses `boardcast.js` (served at `/boardcast.js`) and the
-//! `boardcast.v1` protocol (`docs/protocol.md`): it subscribes to
+//! `boardcast.v1` protocol (`docs/protocol.md`) over WebSocket, or, where a
+//! proxy refuses the upgrade, over Server-Sent Events or long polling
+//! (`docs/transports.md`, all served on the same port): it subscribes to
 //! "sensors/info" and to the topic of the rate it shows; pausing
 //! unsubscribes it, and changing the rate moves it to another topic. When
 //! its link drops (Wi-Fi, a sleeping phone), it reconnects by itself and
@@ -47,7 +49,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use boardcast::hub::Retention;
-use boardcast::{Accept, Client, Config, HandshakeError, Hub, Message, Policy, Response, Server};
+use boardcast::{
+    Accept, Client, Config, HandshakeError, Hub, Message, Policy, Response, Server, Transports,
+};
 use serde_json::{json, Map, Value};
 
 #[path = "common/args.rs"]
@@ -63,16 +67,14 @@ fn main() -> std::io::Result<()> {
     let (addr, rate, hosts) = parse_args();
     let rates = offered_rates(rate);
 
-    let server = Server::bind(&addr, Config::default().allowed_hosts(hosts))?;
-    let hub = server.hub();
-    let server = server
+    // WebSocket at /ws, and beside it every HTTP transport (SSE at /sse,
+    // long polling at /poll, POST /send, /latest, /boardcast.js), for
+    // networks whose proxies refuse the upgrade: boardcast.js falls back.
+    let server = Server::bind(&addr, Config::default().allowed_hosts(hosts))?
+        .transports(Transports::default())
         .on_http(move |request| match (request.path(), request.method()) {
             ("/", "GET" | "HEAD") => Response::html(PAGE).header("Cache-Control", "no-cache"),
-            ("/boardcast.js", "GET" | "HEAD") => boardcast::wire::script(),
-            ("/" | "/boardcast.js", _) => {
-                Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD")
-            }
-            ("/latest", _) => boardcast::wire::json::latest_response(&hub, request),
+            ("/", _) => Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD"),
             // A plain GET of the WebSocket URL, without the upgrade headers.
             ("/ws", _) => Response::refusal(HandshakeError::NotUpgrade),
             _ => Response::text(404, "not found\n"),

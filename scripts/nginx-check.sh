@@ -13,9 +13,14 @@
 #   - a WebSocket to /ws from another origin gets 403, and a request for a
 #     host name that is not the board's gets 421 (DNS rebinding);
 #   - a WebSocket to /ws with the page's own Origin, as a browser sends it,
-#     gets the hello and live readings, and its pause and rate commands are
-#     acknowledged;
-#   - nginx's access log shows the upgrade (101).
+#     speaking boardcast.v1, gets the welcome, the board's info and live
+#     readings, and its subscribes and unsubscribes are answered;
+#   - nginx's access log shows the upgrade (101);
+#   - Server-Sent Events pass through unbuffered (the welcome and the info
+#     arrive though nothing else follows), and a POST /send to the stream's
+#     session is taken (204);
+#   - a long poll answers with the info, and the next one, held, with a
+#     reading.
 # Stops everything it started, and exits non-zero on any failure.
 #
 # Usage: scripts/nginx-check.sh
@@ -186,6 +191,7 @@ key = base64.b64encode(os.urandom(16)).decode()
 sock.sendall((
     f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    f"Sec-WebSocket-Protocol: boardcast.v1\r\n"
     # The page's own origin, as a browser sends it: nginx must pass the
     # Host with its port for the dashboard to see the two agree.
     f"Origin: http://127.0.0.1:{port}\r\n\r\n"
@@ -230,7 +236,8 @@ def send(opcode, payload):
 
 
 def receive():
-    """The next text message, parsed; answers pings on the way."""
+    """The next text frame (boardcast.v1): its first line and the rest;
+    answers pings on the way."""
     while True:
         b0, b1 = read_exact(2)
         n = b1 & 0x7F
@@ -245,49 +252,70 @@ def receive():
         elif opcode == 0x8:
             fail(f"the server closed the connection: {payload!r}")
         elif opcode == 0x1:
-            return json.loads(payload)
+            line, _, rest = payload.decode().partition("\n")
+            return line, rest
 
 
-hello = receive()
-if hello.get("type") != "hello" or not hello.get("sensors"):
-    fail(f"expected a hello with sensors, got {hello}")
+if headers.get("sec-websocket-protocol") != "boardcast.v1":
+    fail(f"boardcast.v1 not selected: {headers}")
+line, _ = receive()
+if not line.startswith("w "):
+    fail(f"expected the welcome, got {line!r}")
+send(0x1, b"s sensors/info")
+line, _ = receive()
+if not line.startswith("r sensors/info "):
+    fail(f"expected the answer to the subscribe, got {line!r}")
+line, info = receive()
+info = json.loads(info)
+if not line.startswith("m sensors/info ") or not info.get("sensors"):
+    fail(f"expected the board's info, got {line!r} {info}")
+topic = f"sensors/{info['hz']}hz"
+send(0x1, f"s {topic}".encode())
 readings = []
 while len(readings) < 5:
-    message = receive()
-    if message.get("type") == "reading" and message.get("values"):
-        readings.append(message)
-print(f"nginx-check: WebSocket /ws -> hello ({len(hello['sensors'])} sensors), readings like "
-      + json.dumps(readings[-1]["values"], separators=(",", ":")))
-
-next_id = 0
-
-
-def command(cmd, **extra):
-    global next_id
-    next_id += 1
-    start = time.monotonic()
-    send(0x1, json.dumps({"cmd": cmd, "id": next_id, **extra}).encode())
-    while True:
-        message = receive()
-        if message.get("type") in ("ack", "error") and message.get("id") == next_id:
-            if message["type"] != "ack":
-                fail(f"{cmd} refused: {message}")
-            print(f"nginx-check: {cmd} -> ack in {(time.monotonic() - start) * 1000:.0f} ms: "
-                  + json.dumps(message, separators=(",", ":")))
-            return message
-
-
-if command("pause")["paused"] is not True:
-    fail("pause not acknowledged as paused")
-slowest = hello["rates"][0]
-if command("rate", hz=slowest)["hz"] != slowest:
-    fail("rate change not acknowledged")
-if command("resume")["paused"] is not False:
-    fail("resume not acknowledged")
+    line, rest = receive()
+    if line.startswith(f"m {topic} "):
+        readings.append(json.loads(rest))
+print(f"nginx-check: WebSocket /ws (boardcast.v1) -> info ({len(info['sensors'])} sensors), "
+      + "readings like " + json.dumps(readings[-1]["values"], separators=(",", ":")))
+send(0x1, f"x {topic}".encode())
+while True:
+    line, _ = receive()
+    if line == f"u {topic}":
+        break
+print(f"nginx-check: unsubscribe {topic} -> u")
 send(0x8, struct.pack("!H", 1000))
 PY
 
 # nginx logs an upgraded request once it has finished proxying it, which
 # may be after our client is gone: wait for the line.
 wait_for_line "$WORK/logs/access.log" '"GET /ws HTTP/1.1" 101 ' >/dev/null
+
+# Server-Sent Events through nginx: the info topic gets nothing after its
+# first message, so its events arrive only if nginx does not buffer them.
+curl -sN --max-time 3 -H "Origin: $PROXY" "$PROXY/sse?topics=sensors/info" >"$WORK/sse.txt" || true
+grep -q '^event: welcome' "$WORK/sse.txt" || fail "no SSE welcome through nginx (buffered?): $(head -c 300 "$WORK/sse.txt")"
+grep -q '"type":"info"' "$WORK/sse.txt" || fail "no info event through nginx: $(head -c 300 "$WORK/sse.txt")"
+echo "nginx-check: GET /sse -> the welcome and the info, unbuffered"
+# A stream kept open, and a POST to its session.
+curl -sN --max-time 10 "$PROXY/sse?topics=sensors/info" >"$WORK/sse2.txt" &
+pids+=($!)
+session=$(wait_for_line "$WORK/sse2.txt" '^data: {"session"' | sed 's/.*"session":"\([0-9a-f]*\)".*/\1/')
+status=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' \
+    -H "Origin: $PROXY" --data-binary $'d\nhello from nginx-check' "$PROXY/send?session=$session")
+[ "$status" = 204 ] || fail "POST /send through nginx gave $status, not 204"
+echo "nginx-check: POST /send -> 204"
+
+# Long polling through nginx: the first poll answers at once, the next is
+# held until a reading.
+first=$(curl -s --max-time 5 "$PROXY/poll?topics=sensors/info")
+grep -q '"type":"r"' <<<"$first" || fail "first poll through nginx: $first"
+poll_session=$(sed 's/.*"session":"\([0-9a-f]*\)".*/\1/' <<<"$first")
+cursor=$(sed 's/.*"cursor":"\([^"]*\)".*/\1/' <<<"$first")
+status=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' \
+    --data-binary $'s sensors/1hz' "$PROXY/send?session=$poll_session")
+[ "$status" = 204 ] || fail "POST /send to a poll session through nginx gave $status"
+held=$(curl -s --max-time 30 "$PROXY/poll?session=$poll_session&after=$cursor")
+grep -q '"topic":"sensors/1hz"' <<<"$held" || fail "held poll through nginx: $held"
+echo "nginx-check: GET /poll -> $(grep -o '"type":"[a-z]"' <<<"$first$held" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
 echo "nginx-check: OK (nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'))"
