@@ -1,10 +1,11 @@
-//! The `boardcast.v1` command parser and the `GET /latest` query on
+//! The `boardcast.v1` command parser, cursors and the `GET /latest` query on
 //! arbitrary input: never a panic; what parses is what the protocol allows
 //! (topics pass `is_topic`, a command written back reads the same), and the
 //! JSON answer is one object.
 #![no_main]
 
 use boardcast::hub::Hub;
+use boardcast::wire::cursor::Cursor;
 use boardcast::wire::{json, v1};
 use boardcast::handshake::{Request, Status};
 use boardcast::Config;
@@ -27,6 +28,12 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(v1::Command::Data(payload)) => assert_eq!(text, format!("d\n{payload}")),
             Err(_) => {}
+        }
+        // A cursor that reads writes back one that reads the same (leading
+        // zeros of a number are not kept).
+        if let Ok(cursor) = Cursor::parse(text) {
+            assert_eq!(Cursor::parse(&cursor.to_string()), Ok(cursor.clone()));
+            assert!(cursor.positions.iter().all(|(t, _)| v1::is_topic(t)));
         }
     }
     let mut request = b"GET /latest?".to_vec();
