@@ -8,6 +8,9 @@
 #   bench/history.sh            5 runs of everything (~15 min)
 #   bench/history.sh --smoke    everything once, tiny, no timing assertions
 #                               (CI, < 30 s once built)
+#   bench/history.sh --only fixed|max|resume|memory
+#                               one part only (RUNS runs of it), e.g. to
+#                               narrow a noisy on/off ratio with more runs
 #
 # Results: target/bench/history.jsonl (--smoke: history-smoke.jsonl), one
 # JSON object per measurement, and target/bench/report-history.md
@@ -27,12 +30,22 @@ summary() {
 }
 
 MODE=full
-for arg in "$@"; do
-    case "$arg" in
+ONLY=
+while [ $# -gt 0 ]; do
+    case "$1" in
         --smoke) MODE=smoke ;;
-        *) echo "usage: bench/history.sh [--smoke]" >&2; exit 2 ;;
+        --only)
+            case "${2:-}" in
+                fixed | max | resume | memory) ONLY=$2; shift ;;
+                *) echo "bench/history.sh: --only fixed|max|resume|memory" >&2; exit 2 ;;
+            esac
+            ;;
+        *) echo "usage: bench/history.sh [--smoke] [--only fixed|max|resume|memory]" >&2; exit 2 ;;
     esac
+    shift
 done
+# part NAME: whether that part runs.
+part() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # See bench/run.sh: on a shared machine, raise this session's scheduling
 # group (root).
@@ -44,13 +57,11 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=target/bench
 mkdir -p "$OUT"
-if [ "$MODE" = full ]; then
-    RESULTS=$OUT/history.jsonl
-    REPORT=$OUT/report-history.md
-else
-    RESULTS=$OUT/history-smoke.jsonl
-    REPORT=$OUT/report-history-smoke.md
-fi
+NAME=history
+[ "$MODE" = full ] || NAME=$NAME-smoke
+[ -z "$ONLY" ] || NAME=$NAME-$ONLY
+RESULTS=$OUT/$NAME.jsonl
+REPORT=$OUT/report-$NAME.md
 SERVER_LOG=$OUT/history-$MODE-servers.log
 : >"$RESULTS"
 : >"$SERVER_LOG"
@@ -84,7 +95,7 @@ WSLOAD=$BIN/wsload
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-python3 - "history-$MODE" "$SERVER_CPU" "$CLIENT_CPU" >>"$RESULTS" <<'EOF'
+python3 - "$NAME" "$SERVER_CPU" "$CLIENT_CPU" >>"$RESULTS" <<'EOF'
 import json, os, platform, subprocess, sys, time
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -117,40 +128,48 @@ for run in $(seq "$RUNS"); do
     # every other run, so a drift of the shared machine hits both alike.
     if [ $((run % 2)) = 1 ]; then ORDER="on off"; else ORDER="off on"; fi
 
-    step "run $run of $RUNS: fan-out to $SUBS at 1000 msg/s (policy disconnect), history on / off"
-    for history in $ORDER; do
-        start_server "history-$history" "$BIN/examples/broadcast" --rate 1000 --size 16 --history "$history"
-        # shellcheck disable=SC2086
-        load "$run" fanout --subs "$SUBS" --note fixed $FIXED_TIME
-        stop_server
-    done
-
-    step "run $run of $RUNS: fan-out to $SUBS as fast as the hub accepts (drop-oldest), history on / off"
-    for history in $ORDER; do
-        start_server "history-$history" "$BIN/examples/broadcast" --rate 0 --size 16 \
-            --policy drop-oldest --history "$history"
-        # shellcheck disable=SC2086
-        load "$run" fanout --subs "$SUBS" --note max $MAX_TIME
-        stop_server
-    done
-
-    step "run $run of $RUNS: reconnect and resume (boardcast.v1) at 100 msg/s, 80-byte messages"
-    for spec in $RESUMES; do
-        IFS=: read -r outage reconnects listeners <<<"$spec"
-        start_server history-on "$BIN/examples/broadcast" --rate 100 --size 80
-        load "$run" resume --outage "$outage" --reconnects "$reconnects" \
-            --listeners "$listeners" --read "$RESUME_READ"
-        stop_server
-    done
-
-    step "run $run of $RUNS: memory of the history at the defaults (80-byte JSON readings)"
-    for topics in $TOPIC_COUNTS; do
-        for form in raw v1; do
-            memory "$run" "$form" interleaved "$topics"
+    if part fixed; then
+        step "run $run of $RUNS: fan-out to $SUBS at 1000 msg/s (policy disconnect), history on / off"
+        for history in $ORDER; do
+            start_server "history-$history" "$BIN/examples/broadcast" --rate 1000 --size 16 --history "$history"
+            # shellcheck disable=SC2086
+            load "$run" fanout --subs "$SUBS" --note fixed $FIXED_TIME
+            stop_server
         done
-    done
-    if [ "$MODE" = full ]; then
-        memory "$run" raw sequential 100
+    fi
+
+    if part max; then
+        step "run $run of $RUNS: fan-out to $SUBS as fast as the hub accepts (drop-oldest), history on / off"
+        for history in $ORDER; do
+            start_server "history-$history" "$BIN/examples/broadcast" --rate 0 --size 16 \
+                --policy drop-oldest --history "$history"
+            # shellcheck disable=SC2086
+            load "$run" fanout --subs "$SUBS" --note max $MAX_TIME
+            stop_server
+        done
+    fi
+
+    if part resume; then
+        step "run $run of $RUNS: reconnect and resume (boardcast.v1) at 100 msg/s, 80-byte messages"
+        for spec in $RESUMES; do
+            IFS=: read -r outage reconnects listeners <<<"$spec"
+            start_server history-on "$BIN/examples/broadcast" --rate 100 --size 80
+            load "$run" resume --outage "$outage" --reconnects "$reconnects" \
+                --listeners "$listeners" --read "$RESUME_READ"
+            stop_server
+        done
+    fi
+
+    if part memory; then
+        step "run $run of $RUNS: memory of the history at the defaults (80-byte JSON readings)"
+        for topics in $TOPIC_COUNTS; do
+            for form in raw v1 v1-resume; do
+                memory "$run" "$form" interleaved "$topics"
+            done
+        done
+        if [ "$MODE" = full ]; then
+            memory "$run" raw sequential 100
+        fi
     fi
 done
 

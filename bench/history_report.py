@@ -121,6 +121,15 @@ def main(path):
                   f"{paired(on, off, 'cpu_us_per_message')} | {paired(on, off, 'cpu_ns_per_delivery')} | {paired(on, off, 'server_rss_kib')} | | |")
         p("")
 
+    def after(rs):
+        """The RSS delta and counted history after a v1 client resumed."""
+        rows = [dict(r["after_resume"]) for r in rs if isinstance(r.get("after_resume"), dict)]
+        if not rows:
+            return "–"
+        for r in rows:
+            r["history_kib"] = r["history_bytes"] / 1024
+        return f"{cell(rows, 'rss_delta_kib')} / {cell(rows, 'history_kib', 0)}"
+
     mem = defaultdict(list)
     for r in rows:
         if r.get("kind") == "history_memory" and "error" not in r:
@@ -131,9 +140,12 @@ def main(path):
           "Default retention 1024 messages / 128 KiB per topic, hub budget 2 MiB. `raw`: a bare `Hub::new()`, no subscriber (each kept message holds its frame); "
           "`v1`: a `Server` with one `boardcast.v1` client subscribed to every topic (each message also holds its `m` envelope). "
           "History bytes: `Stats::history_bytes`; RSS: the process's VmRSS before and after the fill.\n")
-        p("| form | fill | topics | history bytes / message | messages kept per topic (min–max) | history KiB / topic | history KiB in all | budget capped | RSS delta KiB in all | RSS KiB / topic | runs |")
-        p("|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|")
-        for key in sorted(mem, key=lambda k: (k[1] != "interleaved", k[0], k[2])):
+        p("`v1-resume`: filled as `raw` (on a `Server`'s hub, no subscriber), then a `boardcast.v1` client resumes every topic from its oldest kept message, "
+          "which makes each kept message's envelope after its cost was counted: the last two columns are the RSS and `Stats::history_bytes` then.\n")
+        p("| form | fill | topics | history bytes / message | messages kept per topic (min–max) | history KiB / topic | history KiB in all | budget capped | RSS delta KiB in all | RSS KiB / topic | after a v1 resume: RSS delta KiB / history KiB | runs |")
+        p("|---|---|---:|---:|---|---:|---:|---|---:|---:|---|---:|")
+        forms = {"raw": 0, "v1": 1, "v1-resume": 2}
+        for key in sorted(mem, key=lambda k: (k[1] != "interleaved", forms.get(k[0], 9), k[2])):
             rs = mem[key]
             for r in rs:
                 r["history_kib_per_topic"] = r["history_bytes_per_topic"] / 1024
@@ -143,7 +155,7 @@ def main(path):
             capped = sum(bool(r.get("capped")) for r in rs)
             p(f"| {key[0]} | {key[1]} | {key[2]} | {cell(rs, 'history_bytes_per_message')} | {kept} | {cell(rs, 'history_kib_per_topic', 1)} | "
               f"{cell(rs, 'history_kib', 0)} | {'yes' if capped == len(rs) else ('no' if capped == 0 else f'{capped}/{len(rs)} runs')} | "
-              f"{cell(rs, 'rss_delta_kib')} | {cell(rs, 'rss_per_topic_kib')} | {len(rs)} |")
+              f"{cell(rs, 'rss_delta_kib')} | {cell(rs, 'rss_per_topic_kib')} | {after(rs)} | {len(rs)} |")
         p("")
 
     res = defaultdict(list)
@@ -190,9 +202,11 @@ def line(text):
               f"recovered {d['recovered']}/{d['reconnects']}, gaps {d['gaps']} (despite r 1: {d['gaps_despite_recovered']}), "
               f"duplicates {d['duplicates']}")
     elif k == "history_memory":
-        print(f"  memory {d['form']:3} {d['fill']:11} topics={d['topics']:<4} {d['history_bytes_per_message']:.0f} B/message, "
+        print(f"  memory {d['form']:9} {d['fill']:11} topics={d['topics']:<4} {d['history_bytes_per_message']:.0f} B/message, "
               f"kept {d['kept_min']}–{d['kept_max']} per topic, {d['history_bytes'] / 1024:.0f} KiB in all"
-              f"{' (budget capped)' if d['capped'] else ''}, RSS +{d['rss_delta_kib']} KiB")
+              f"{' (budget capped)' if d['capped'] else ''}, RSS +{d['rss_delta_kib']} KiB"
+              + (f"; after a v1 resume RSS +{d['after_resume']['rss_delta_kib']} KiB, "
+                 f"{d['after_resume']['history_bytes'] / 1024:.0f} KiB counted" if isinstance(d.get("after_resume"), dict) else ""))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 //! allocator starts clean), printed as one JSON object.
 //!
 //! ```text
-//! history_memory --topics 10 [--form raw|v1] [--fill interleaved|sequential]
+//! history_memory --topics 10 [--form raw|v1|v1-resume] [--fill interleaved|sequential]
 //!                [--size 80] [--per-topic 2048]
 //! ```
 //!
@@ -34,9 +34,15 @@
 //! the policy is drop-oldest so that the client is never cut off. The RSS
 //! figures of that form include the server's and client's share of what
 //! is in flight, and are taken after a short settle.
+//!
+//! `--form v1-resume` fills a real server's hub with no subscriber (raw
+//! frames, as `raw`), measures, then connects a `boardcast.v1` client that
+//! resumes every topic from its oldest kept message: the replay makes each
+//! kept message's envelope, after its cost was counted. `after_resume`
+//! gives the RSS and `Stats::history_bytes` then.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,7 +59,7 @@ use serde_json::json;
 /// The hub's default history budget (`Hub::set_history_budget`): 2 MiB.
 const BUDGET: usize = 2 << 20;
 
-const USAGE: &str = "usage: history_memory --topics N [--form raw|v1] \
+const USAGE: &str = "usage: history_memory --topics N [--form raw|v1|v1-resume] \
 [--fill interleaved|sequential] [--size BYTES (80)] [--per-topic N (2048)] [--settle S (0.3)] \
 [--run N] [--note TEXT]";
 
@@ -130,14 +136,22 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     }
     let names: Vec<String> = (0..topics).map(|i| format!("sensor/{i:03}")).collect();
 
-    // The hub, and for v1 the server and its one client.
-    let (hub, client) = match form.as_str() {
+    // The hub; for v1 the server, and its one client subscribed before
+    // the fill.
+    let (hub, addr) = match form.as_str() {
         "raw" => (Hub::new(), None),
-        "v1" => {
-            let (hub, client) = v1_client(&names)?;
-            (hub, Some(client))
+        "v1" | "v1-resume" => {
+            let (hub, addr) = server()?;
+            (hub, Some(addr))
         }
         _ => return Err(format!("bad --form {form:?}")),
+    };
+    let client = match (form.as_str(), addr) {
+        ("v1", Some(addr)) => {
+            let subscribes: Vec<String> = names.iter().map(|n| format!("s {n}")).collect();
+            Some(v1_client(addr, &subscribes)?)
+        }
+        _ => None,
     };
     // Each reading is formatted into one reused buffer: what stays
     // allocated after the fill is what the hub keeps (and the allocator's
@@ -187,6 +201,28 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         .min((retention.bytes as f64 / per_message).floor() as u64)
         .min(per_topic);
     let rss_delta = rss_after as i64 - rss_before as i64;
+    // v1-resume: a boardcast.v1 client resumes every topic from its oldest
+    // kept message, which makes the envelope of each; what that adds.
+    let mut resumed = serde_json::Value::Null;
+    if let (true, Some(addr)) = (form == "v1-resume", addr) {
+        let resumes: Vec<String> = names
+            .iter()
+            .zip(&kept)
+            .map(|(n, k)| format!("s {n} {:016x} {}", hub.epoch(), hub.last_seq(n) - k))
+            .collect();
+        let late = v1_client(addr, &resumes)?;
+        thread::sleep(settle);
+        let rss = rss_kib()?;
+        let counted = hub.stats().history_bytes - history_before;
+        let received = late.bytes.load(Ordering::Relaxed);
+        late.stop();
+        resumed = json!({
+            "rss_after_kib": rss,
+            "rss_delta_kib": rss as i64 - rss_before as i64,
+            "history_bytes": counted,
+            "client_received_bytes": received,
+        });
+    }
     let received = client.as_ref().map(|c| c.bytes.load(Ordering::Relaxed));
     if let Some(client) = client {
         client.stop();
@@ -217,6 +253,7 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "rss_per_topic_kib": round3(rss_delta as f64 / topics as f64),
         "rss_per_message_bytes": round3(rss_delta as f64 * 1024.0 / kept_total.max(1) as f64),
         "client_received_bytes": received,
+        "after_resume": resumed,
     }))
 }
 
@@ -262,9 +299,9 @@ impl Client {
     }
 }
 
-/// A server on 127.0.0.1 with one `boardcast.v1` client subscribed to
-/// every topic in `names`.
-fn v1_client(names: &[String]) -> Result<(Hub, Client), String> {
+/// A server on 127.0.0.1 whose handlers only serve their clients'
+/// `boardcast.v1` commands; drop-oldest, so a client is never cut.
+fn server() -> Result<(Hub, SocketAddr), String> {
     let server = Server::bind("127.0.0.1:0", Config::default()).map_err(|e| e.to_string())?;
     let addr = server.local_addr();
     let hub = server.hub();
@@ -275,23 +312,29 @@ fn v1_client(names: &[String]) -> Result<(Hub, Client), String> {
             let _ = server.run(|mut client| while let Ok(Some(_)) = client.recv() {});
         })
         .map_err(|e| e.to_string())?;
+    Ok((hub, addr))
+}
+
+/// A `boardcast.v1` client of the server at `addr` that sends `commands`
+/// (subscribes), reads the welcome and one `r` line per command (and
+/// whatever is replayed meanwhile), then is drained by a thread.
+fn v1_client(addr: SocketAddr, commands: &[String]) -> Result<Client, String> {
     let (stream, early) = wire::connect_subprotocol(addr, "boardcast.v1", Duration::from_secs(5))
         .map_err(|e| format!("connect to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    // The welcome, then one `r` per subscribe: text frames, read whole.
     let mut buf = early;
     let mut lines = 0;
     let mut writer = &stream;
-    for name in names {
-        let frame = wire::masked_frame(opcode::TEXT, format!("s {name}").as_bytes(), [5, 6, 7, 8]);
+    for command in commands {
+        let frame = wire::masked_frame(opcode::TEXT, command.as_bytes(), [5, 6, 7, 8]);
         writer.write_all(&frame).map_err(|e| e.to_string())?;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lines < names.len() + 1 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines < commands.len() + 1 {
         if Instant::now() > deadline {
-            return Err(format!("{lines} of {} answers read", names.len() + 1));
+            return Err(format!("{lines} of {} answers read", commands.len() + 1));
         }
         match wire::parse_header(&buf).map_err(|e| e.to_string())? {
             Some(h) if buf.len() >= h.len + h.payload => {
@@ -300,7 +343,9 @@ fn v1_client(names: &[String]) -> Result<(Hub, Client), String> {
                     if payload.starts_with(b"e ") {
                         return Err(format!("refused: {}", String::from_utf8_lossy(payload)));
                     }
-                    lines += 1;
+                    if payload.starts_with(b"w ") || payload.starts_with(b"r ") {
+                        lines += 1;
+                    }
                 }
                 buf.drain(..h.len + h.payload);
             }
@@ -332,14 +377,11 @@ fn v1_client(names: &[String]) -> Result<(Hub, Client), String> {
             }
         })
         .map_err(|e| e.to_string())?;
-    Ok((
-        hub,
-        Client {
-            stream,
-            bytes,
-            reader,
-        },
-    ))
+    Ok(Client {
+        stream,
+        bytes,
+        reader,
+    })
 }
 
 #[cfg(test)]
