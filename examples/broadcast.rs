@@ -10,10 +10,18 @@
 //! and a sequence number, both 8-byte big-endian; the rest is zero.
 //! `--rate 0` publishes as fast as the hub accepts. `--policy` picks what
 //! happens to a client that falls behind: `disconnect` (the default),
-//! `drop-oldest` or `keep-latest`.
+//! `drop-oldest` or `keep-latest`. `--history on` (the default) keeps the
+//! topic's recent past at the hub's default retention (1024 messages /
+//! 128 KiB); `--history off` keeps none (`Retention::none()`), to measure
+//! what history costs.
+//!
+//! A plain WebSocket client is subscribed by the server; a `boardcast.v1`
+//! client (`docs/protocol.md`) subscribes itself with `s bench`, and may
+//! resume after a dropped link with `s bench <epoch> <seq>`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use boardcast::hub::Retention;
 use boardcast::{Config, Policy, Server};
 
 #[path = "common/args.rs"]
@@ -27,7 +35,8 @@ fn main() -> std::io::Result<()> {
     env_logger::init();
     let mut args = Args::new(
         "broadcast",
-        "[ADDR] [--rate MSGS_PER_SEC] [--size BYTES] [--policy disconnect|drop-oldest|keep-latest]",
+        "[ADDR] [--rate MSGS_PER_SEC] [--size BYTES] [--policy disconnect|drop-oldest|keep-latest] \
+         [--history on|off]",
     );
     let rate: u64 = args.option("--rate", 1000);
     let size: usize = args.option("--size", 16);
@@ -37,27 +46,38 @@ fn main() -> std::io::Result<()> {
         "keep-latest" => Policy::KeepLatest,
         _ => args.fail("bad --policy"),
     };
+    let history = match args.option("--history", "on".to_string()).as_str() {
+        "on" => true,
+        "off" => false,
+        _ => args.fail("bad --history"),
+    };
     let addr = args.address("127.0.0.1:9002");
     args.finish();
     let size = size.max(16);
 
     let server = Server::bind(&addr, Config::default().max_connections(10_000))?;
     println!(
-        "broadcast on ws://{} : {size}-byte messages at {} ({policy:?})",
+        "broadcast on ws://{} : {size}-byte messages at {} ({policy:?}, history {})",
         server.local_addr(),
         if rate == 0 {
             "full speed".to_string()
         } else {
             format!("{rate}/s")
-        }
+        },
+        if history { "on" } else { "off" }
     );
     let hub = server.hub();
     hub.set_default_policy(policy);
+    if !history {
+        hub.set_retention(TOPIC, Retention::none());
+    }
     std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || publish(&hub, rate, size))?;
     server.run(|mut client| {
-        client.subscribe(TOPIC);
+        if !client.speaks_v1() {
+            client.subscribe(TOPIC);
+        }
         while let Ok(Some(_)) = client.recv() {}
     })
 }

@@ -384,6 +384,7 @@ pub fn run(args: &Args) -> Result<Value, String> {
     let cpu_before = (cpu(server_pid), cpu(0), procfs::steal_ticks().ok());
     sleep_until(window_start + duration);
     let cpu_after = (cpu(server_pid), cpu(0), procfs::steal_ticks().ok());
+    let server_rss_kib = procfs::status(server_pid).ok().map(|s| s.rss_kib);
 
     let mut subs = Vec::with_capacity(count);
     let mut latency = histogram();
@@ -409,6 +410,10 @@ pub fn run(args: &Args) -> Result<Value, String> {
     summary["server_cpu"] = json!(cpu_share(cpu_before.0, cpu_after.0, secs));
     summary["client_cpu"] = json!(cpu_share(cpu_before.1, cpu_after.1, secs));
     summary["steal"] = json!(procfs::steal_share(cpu_before.2, cpu_after.2));
+    if server_pid != 0 {
+        // The server's resident memory at the end of the window.
+        summary["server_rss_kib"] = json!(server_rss_kib);
+    }
     Ok(summary)
 }
 

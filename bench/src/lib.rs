@@ -12,7 +12,10 @@
 //! - [`fanout`]: subscribers of a broadcast server, counting deliveries,
 //!   delivery latency, lost and out-of-order messages per subscriber;
 //! - [`conns`]: idle connections, handshakes/s, and the server's memory
-//!   and threads per connection from `/proc`.
+//!   and threads per connection from `/proc`;
+//! - [`resume`]: a `boardcast.v1` client that drops its link and resumes,
+//!   timing the reconnect, the replay and catching up, and checking that
+//!   no message is lost or doubled.
 //!
 //! Each prints one JSON object per measurement on stdout.
 
@@ -21,6 +24,7 @@ pub mod conns;
 pub mod echo;
 pub mod fanout;
 pub mod procfs;
+pub mod resume;
 pub mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -16,6 +16,8 @@ pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 pub mod opcode {
     /// A continuation frame.
     pub const CONTINUATION: u8 = 0x0;
+    /// A text frame.
+    pub const TEXT: u8 = 0x1;
     /// A binary frame.
     pub const BINARY: u8 = 0x2;
     /// A close frame.
@@ -59,11 +61,38 @@ pub fn connect(
     if proto == Proto::Tcp {
         return Ok((stream, Vec::new()));
     }
+    upgrade(stream, addr, timeout, None)
+}
+
+/// Connects with `TCP_NODELAY` and completes a WebSocket opening handshake
+/// offering the subprotocol `protocol` (`Sec-WebSocket-Protocol`), which the
+/// server must select. Returns as [`connect`] does.
+pub fn connect_subprotocol(
+    addr: SocketAddr,
+    protocol: &str,
+    timeout: Duration,
+) -> io::Result<(TcpStream, Vec<u8>)> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_nodelay(true)?;
+    upgrade(stream, addr, timeout, Some(protocol))
+}
+
+/// The opening handshake on a connected stream, offering `protocol` if
+/// given.
+fn upgrade(
+    stream: TcpStream,
+    addr: SocketAddr,
+    timeout: Duration,
+    protocol: Option<&str>,
+) -> io::Result<(TcpStream, Vec<u8>)> {
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let offer = protocol.map_or(String::new(), |p| {
+        format!("Sec-WebSocket-Protocol: {p}\r\n")
+    });
     let request = format!(
         "GET /bench HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     (&stream).write_all(request.as_bytes())?;
     let mut buf = vec![0u8; 1024];
@@ -94,6 +123,12 @@ pub fn connect(
             }
             if find(head, ACCEPT.as_bytes()).is_none() {
                 return Err(invalid("wrong Sec-WebSocket-Accept"));
+            }
+            if let Some(p) = protocol {
+                let selected = format!("sec-websocket-protocol: {p}\r\n");
+                if find(&head.to_ascii_lowercase(), selected.as_bytes()).is_none() {
+                    return Err(invalid(&format!("subprotocol {p} not selected")));
+                }
             }
             stream.set_read_timeout(None)?;
             stream.set_write_timeout(None)?;

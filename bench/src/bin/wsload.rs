@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use boardcast_bench::args::Args;
-use boardcast_bench::{conns, echo, fanout};
+use boardcast_bench::{conns, echo, fanout, resume};
 
 const USAGE: &str = "\
 usage: wsload MODE --addr 127.0.0.1:PORT [options] [--label K=V ...]
@@ -23,6 +23,16 @@ modes:
   conns    open idle connections, then read the server's /proc status
            --proto ws|tcp (ws)  --count N (1000)  --server-pid PID
            --settle S (1.5)
+  resume   one boardcast.v1 client of the broadcast example's topic that
+           drops its link (a reset) N times, waits the outage, reconnects
+           and resumes (s TOPIC EPOCH SEQ); times from each TCP connect to
+           the 101, the r line, the first and last replayed message and
+           the first sent after the connect began; counts gaps and
+           duplicates across reconnects
+           --topic NAME (bench)  --reconnects N (10)  --outage S (0.5)
+           --read S (1: each connection lasts this long after its connect)
+           --timeout S (10)  --listeners N (0: more v1 clients subscribed
+           all along)  --server-pid PID
 
 Extra --server, --run and --note values are copied into the JSON.";
 
@@ -58,6 +68,7 @@ fn main() -> ExitCode {
         "echo" => echo::run(&args),
         "fanout" => fanout::run(&args),
         "conns" => conns::run(&args),
+        "resume" => resume::run(&args),
         _ => Err(format!("unknown mode {mode:?}")),
     };
     match result {
