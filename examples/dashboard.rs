@@ -32,8 +32,9 @@
 //! unsubscribes it, and changing the rate moves it to another topic. When
 //! its link drops (Wi-Fi, a sleeping phone), it reconnects by itself and
 //! resumes each topic after the last reading it got: each topic keeps its
-//! last 1024 readings (128 KiB) in the hub's history, so a page back within
-//! that window gets the readings it missed. `GET /latest` answers every
+//! last two minutes of readings in the hub's history (about 1 MiB in all at
+//! ten readings a second), so a page back within that window gets the
+//! readings it missed. `GET /latest` answers every
 //! topic's latest message as JSON, for scripts. Readings look like:
 //!
 //! ```text
@@ -96,8 +97,15 @@ fn main() -> std::io::Result<()> {
     hub.set_policy(INFO, Policy::KeepLatest);
     hub.set_retention(INFO, Retention::none());
     hub.publish_text(INFO, &info);
+    // Each rate's topic keeps its last two minutes: a page whose link
+    // dropped for less than that gets every reading it missed. At ten
+    // 150-byte readings a second, with the boardcast.v1 envelope, about
+    // 1 MiB for all rates together; the budget leaves room for larger
+    // readings.
+    hub.set_history_budget(HISTORY_BUDGET);
     for &hz in &rates {
         hub.set_policy(&topic(hz), Policy::KeepLatest);
+        hub.set_retention(&topic(hz), history());
     }
     let sampler_rates = rates.clone();
     std::thread::Builder::new()
@@ -118,6 +126,17 @@ fn main() -> std::io::Result<()> {
 
 /// The topic of the board's sensors, units and rates.
 const INFO: &str = "sensors/info";
+
+/// What the topics of readings keep, together at most.
+const HISTORY_BUDGET: usize = 4 << 20;
+
+/// What each topic of readings keeps: two minutes.
+fn history() -> Retention {
+    Retention::default()
+        .max_age(Some(Duration::from_secs(120)))
+        .messages(usize::MAX)
+        .bytes(HISTORY_BUDGET / 2)
+}
 
 /// The hub topic that carries readings at `hz` samples per second.
 fn topic(hz: u32) -> String {

@@ -11,11 +11,17 @@ use crate::hub::Encoded;
 /// How much of a topic's past the hub keeps, in messages, in bytes and
 /// (optionally) in age; whichever bound is reached first trims the oldest.
 ///
-/// The default keeps up to 1024 messages and 128 KiB per topic: at ten
-/// 100-byte readings a second, about 50 s, longer than a Wi-Fi roam or a
-/// phone's screen lock. The hub's total budget
-/// ([`Hub::set_history_budget`](super::Hub::set_history_budget), 2 MiB by
-/// default) bounds all topics together.
+/// The default keeps up to 1024 messages and 128 KiB per topic, whichever
+/// is reached first, and 2 MiB for all topics together (the hub's budget,
+/// [`Hub::set_history_budget`](super::Hub::set_history_budget)). Each kept
+/// message costs its frame, [`ENTRY_OVERHEAD`], and the forms its
+/// subscribers' transports made of it: measured with 80-byte JSON
+/// readings, 210 bytes a message with plain WebSocket subscribers (624
+/// messages a topic, a minute at ten readings a second), 350 with a
+/// `boardcast.v1` (browser) subscriber (374 messages, 37 s). Bytes bound a
+/// topic first unless its messages are tiny. Set a longer history for the
+/// topics a page charts (`Hub::set_retention`), and a larger budget if the
+/// board has the memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Retention {
@@ -151,6 +157,21 @@ impl Log {
             }
             None => 0,
         }
+    }
+
+    /// Counts again what each kept message holds (forms made since it was
+    /// kept); returns the bytes added.
+    pub(super) fn recount(&mut self) -> usize {
+        let mut added = 0;
+        for entry in &mut self.entries {
+            let cost = entry.message.size() + ENTRY_OVERHEAD;
+            if cost > entry.cost {
+                added += cost - entry.cost;
+                entry.cost = cost;
+            }
+        }
+        self.bytes += added;
+        added
     }
 
     /// How many messages are kept.

@@ -328,8 +328,15 @@ impl Hub {
     /// Keeps `message` in the topic's history, within its retention and
     /// the hub's budget.
     fn keep(&self, log: &mut Log, message: Encoded, retention: &Retention, floor: usize) {
+        let (added, freed) = log.keep(message, Instant::now(), retention, floor);
+        self.charge(log, added, freed);
+    }
+
+    /// Counts `added` bytes more and `freed` fewer in the histories, then
+    /// trims `log` down to its latest message while they are over the
+    /// hub's budget.
+    fn charge(&self, log: &mut Log, added: usize, mut freed: usize) {
         let used = &self.inner.counters.history_bytes;
-        let (added, mut freed) = log.keep(message, Instant::now(), retention, floor);
         used.fetch_add(added, Ordering::Relaxed);
         let budget = self.inner.history_budget.load(Ordering::Relaxed);
         while used.load(Ordering::Relaxed).saturating_sub(freed) > budget && log.len() > 1 {
@@ -444,6 +451,17 @@ impl Hub {
             },
             policy,
         );
+        // The replay may have made forms of kept messages (the envelope of
+        // a transport no live subscriber had): they count now.
+        let mut log = entry.log();
+        let added = log.recount();
+        if added > 0 {
+            let retention = entry.retention.unwrap_or_else(|| self.default_retention());
+            let floor = usize::from(policy == Policy::KeepLatest);
+            let freed = log.trim(Instant::now(), &retention, floor);
+            self.charge(&mut log, added, freed);
+        }
+        drop(log);
         entry.subscribers.push(Arc::clone(subscriber));
         self.inner
             .counters

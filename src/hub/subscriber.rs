@@ -125,12 +125,17 @@ struct Inner {
     opcode: OpCode,
     header_len: u8,
     frame: Box<[u8]>,
-    /// Its other forms, made on first use; the slots only once one is.
-    forms: OnceLock<Box<Forms>>,
+    /// Its other forms, made on first use: a list that only grows, so a
+    /// form, once made, stays where it is while the message lives.
+    forms: OnceLock<Box<FormNode>>,
 }
 
-/// A message's forms, each made once.
-type Forms = [OnceLock<Box<[u8]>>; FORMS];
+/// One form of a message, and the next one made.
+struct FormNode {
+    slot: usize,
+    bytes: Box<[u8]>,
+    next: OnceLock<Box<FormNode>>,
+}
 
 /// How many other forms a message may have (see [`Form`]).
 const FORMS: usize = 7;
@@ -228,22 +233,43 @@ impl Encoded {
 
     /// The message written as `form`, made now if no one has yet.
     pub(crate) fn form(&self, form: Form) -> &[u8] {
-        let slots = self.0.forms.get_or_init(Default::default);
-        slots[form.slot].get_or_init(|| (form.make)(self).into_boxed_slice())
+        let mut link = &self.0.forms;
+        let mut made: Option<Box<[u8]>> = None;
+        loop {
+            let node = match link.get() {
+                Some(node) => node,
+                None => {
+                    let bytes = made
+                        .take()
+                        .unwrap_or_else(|| (form.make)(self).into_boxed_slice());
+                    // Another thread may append first: then ours is
+                    // dropped, and the walk goes on past its node.
+                    link.get_or_init(|| {
+                        Box::new(FormNode {
+                            slot: form.slot,
+                            bytes,
+                            next: OnceLock::new(),
+                        })
+                    })
+                }
+            };
+            if node.slot == form.slot {
+                return &node.bytes;
+            }
+            link = &node.next;
+        }
     }
 
-    /// The bytes it holds: its frame and the forms made so far (with
-    /// their slots).
+    /// The bytes it holds: its frame, and each form made so far with its
+    /// bookkeeping.
     pub(crate) fn size(&self) -> usize {
-        let forms = self.0.forms.get().map_or(0, |slots| {
-            let made: usize = slots
-                .iter()
-                .filter_map(OnceLock::get)
-                .map(|f| f.len())
-                .sum();
-            made + std::mem::size_of_val(&**slots)
-        });
-        self.0.frame.len() + forms
+        let mut size = self.0.frame.len();
+        let mut link = &self.0.forms;
+        while let Some(node) = link.get() {
+            size += node.bytes.len() + std::mem::size_of::<FormNode>();
+            link = &node.next;
+        }
+        size
     }
 }
 

@@ -255,6 +255,12 @@ impl Subscriber for Enveloping {
         message.form(crate::wire::v1::ENVELOPE);
         Delivery::Queued
     }
+
+    fn replay(&self, replay: &Replay<'_>, policy: Policy) {
+        for message in replay.messages {
+            self.offer(message, policy);
+        }
+    }
 }
 
 #[test]
