@@ -214,5 +214,5 @@ pub use error::{Error, HandshakeError, ProtocolError};
 pub use handshake::{Accept, Request, Response};
 pub use hub::{Hub, Policy, Published, Stats};
 pub use message::{CloseCode, CloseFrame, Message};
-pub use server::{Client, Sender, Server, ShutdownHandle};
+pub use server::{Client, Sender, Server, ShutdownHandle, Transports};
 pub use socket::Socket;

@@ -74,6 +74,10 @@ pub struct Handshake<'c, S> {
     buf: Vec<u8>,
     filled: usize,
     parts: Parts,
+    /// When the request (and its body) must have arrived.
+    deadline: Instant,
+    /// The bytes of the body read so far, past the head.
+    body: usize,
 }
 
 impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
@@ -97,35 +101,35 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     /// for another host, after its 400, 421 or 431 reply was sent;
     /// [`Error::Io`] if the stream fails or ends, or `TimedOut` when the
     /// deadline passes first.
-    pub fn read(mut stream: S, config: &'c Config) -> Result<Self, Error> {
+    pub fn read(stream: S, config: &'c Config) -> Result<Self, Error> {
+        Handshake::read_after(stream, config, &[])
+    }
+
+    /// Reads the next request from a connection kept alive, `buffered`
+    /// holding what was read past the previous one.
+    pub(crate) fn read_after(
+        mut stream: S,
+        config: &'c Config,
+        buffered: &[u8],
+    ) -> Result<Self, Error> {
         let deadline = start(&stream, config)?;
         let limit = config.max_request_size.max(1);
         // 2 KiB holds a browser's request. Being over glibc's per-thread
         // cache limit (1 KiB), it goes back to the shared heap when freed
         // instead of staying parked with this thread for its lifetime.
-        let mut buf = vec![0; limit.min(2048)];
-        let mut filled = 0;
+        let mut buf = vec![0; limit.min(2048).max(buffered.len())];
+        buf[..buffered.len()].copy_from_slice(buffered);
+        let mut filled = buffered.len();
+        let mut parse_first = filled > 0;
         loop {
             if filled == buf.len() {
                 buf.resize((buf.len() * 2).min(limit), 0);
             }
-            wait_until(&stream, deadline)?;
-            let n = match stream.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "stream ended before the request head",
-                    )
-                    .into())
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if socket::is_timeout(&e) && Instant::now() >= deadline => {
-                    return Err(timed_out())
-                }
-                Err(e) => return Err(e.into()),
-            };
-            filled += n;
+            if parse_first {
+                parse_first = false;
+            } else {
+                filled += read_some(&mut stream, &mut buf[filled..], deadline)?;
+            }
             match Request::parse(&buf[..filled], config) {
                 Ok(Status::Partial) => {}
                 Ok(Status::Complete(request)) => {
@@ -146,6 +150,8 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
                         buf,
                         filled,
                         parts,
+                        deadline,
+                        body: 0,
                     });
                 }
                 Err(e) => return Err(refuse(&mut stream, e, &buf[..filled])),
@@ -266,6 +272,64 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     /// the timeouts [`read`](Self::read) set.
     pub fn into_inner(self) -> S {
         self.stream
+    }
+
+    /// Reads the request's body of `len` bytes (its `Content-Length`),
+    /// within the request's deadline.
+    pub(crate) fn read_body(&mut self, len: usize) -> Result<Vec<u8>, Error> {
+        let start = self.request().len();
+        let mut body = Vec::with_capacity(len);
+        let buffered = &self.buf[start..self.filled];
+        body.extend_from_slice(&buffered[..len.min(buffered.len())]);
+        while body.len() < len {
+            let have = body.len();
+            body.resize(len, 0);
+            let n = read_some(&mut self.stream, &mut body[have..], self.deadline)?;
+            body.truncate(have + n);
+        }
+        self.body = len;
+        Ok(body)
+    }
+
+    /// Answers with `response`, keeping the connection open for the next
+    /// request: returns the stream and what was read past this request.
+    pub(crate) fn respond_and_keep(mut self, response: &Response) -> Result<(S, Vec<u8>), Error> {
+        let mut out = Vec::new();
+        let with_body = self.request().method() != "HEAD";
+        response.write_head_and_body(with_body, true, &mut out);
+        write_all(&mut self.stream, &out)?;
+        let used = (self.request().len() + self.body).min(self.filled);
+        let rest = self.buf[used..self.filled].to_vec();
+        Ok((self.stream, rest))
+    }
+
+    /// Starts a streamed answer (Server-Sent Events): writes `head` and
+    /// returns the stream.
+    pub(crate) fn respond_streaming(mut self, head: &[u8]) -> Result<S, Error> {
+        write_all(&mut self.stream, head)?;
+        Ok(self.stream)
+    }
+}
+
+/// Reads what arrives, at least a byte, before `deadline`.
+fn read_some<S: Read + Timeouts>(
+    stream: &mut S,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<usize, Error> {
+    loop {
+        wait_until(stream, deadline)?;
+        return match stream.read(buf) {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stream ended before the request",
+            )
+            .into()),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if socket::is_timeout(&e) && Instant::now() >= deadline => Err(timed_out()),
+            Err(e) => Err(e.into()),
+        };
     }
 }
 

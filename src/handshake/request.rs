@@ -105,6 +105,11 @@ impl<'b> Request<'b> {
         self.parts
     }
 
+    /// The bytes of the request head.
+    pub(crate) fn head(&self) -> &'b [u8] {
+        &self.buf[..self.parts.len]
+    }
+
     /// The length of the request head in bytes, blank line included.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
@@ -272,6 +277,22 @@ impl<'b> Request<'b> {
         if key.len() != 24 || STANDARD.decode_slice(key, &mut decoded) != Ok(16) {
             return Err(HandshakeError::InvalidKey);
         }
+        self.check_origin(config)?;
+        Ok(AcceptKey::from_key(key))
+    }
+
+    /// Checks the `Origin` header, if there is one (a browser's page sent
+    /// the request): the page must be of this server's origin, or of one in
+    /// [`Config::allowed_origins`]. Upgrades are checked in
+    /// [`validate`](Self::validate); the HTTP transports check their
+    /// requests with it too.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::OriginRefused`] (403).
+    ///
+    /// [`Config::allowed_origins`]: crate::Config#structfield.allowed_origins
+    pub fn check_origin(&self, config: &Config) -> Result<(), HandshakeError> {
         if let Some(origin) = self.origin() {
             let allowed = &config.allowed_origins;
             let listed = allowed
@@ -282,7 +303,7 @@ impl<'b> Request<'b> {
                 return Err(HandshakeError::OriginRefused);
             }
         }
-        Ok(AcceptKey::from_key(key))
+        Ok(())
     }
 
     /// Checks the `Host` header of any request, page or upgrade: that it

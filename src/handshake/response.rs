@@ -158,6 +158,13 @@ impl Response {
     /// Writes the response: status line, headers, `Content-Length`,
     /// `Connection: close`, and the body unless the request was `HEAD`.
     pub fn write(&self, with_body: bool, out: &mut Vec<u8>) {
+        self.write_head_and_body(with_body, false, out);
+    }
+
+    /// Writes the response as [`write`](Self::write) does, but with
+    /// `Connection: keep-alive` when `keep_alive`: the connection serves
+    /// another request after it.
+    pub(crate) fn write_head_and_body(&self, with_body: bool, keep_alive: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(self.status.to_string().as_bytes());
         out.push(b' ');
@@ -166,10 +173,17 @@ impl Response {
         for (name, value) in &self.headers {
             write_header(out, name, value);
         }
-        write_header(out, "Content-Length", &self.body.len().to_string());
-        write_header(out, "Connection", "close");
+        // A 304 has no body, and says nothing of its length.
+        if self.status != 304 {
+            write_header(out, "Content-Length", &self.body.len().to_string());
+        }
+        write_header(
+            out,
+            "Connection",
+            if keep_alive { "keep-alive" } else { "close" },
+        );
         out.extend_from_slice(b"\r\n");
-        if with_body {
+        if with_body && self.status != 304 {
             out.extend_from_slice(&self.body);
         }
     }

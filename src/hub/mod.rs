@@ -298,7 +298,7 @@ impl Hub {
             return published;
         }
         let frame = Frame::new(opcode, payload, None);
-        let encoded = Encoded::new(Some(Arc::clone(name)), log.seq, &frame);
+        let encoded = Encoded::new(Some(Arc::clone(name)), self.inner.epoch, log.seq, &frame);
         for subscriber in &entry.subscribers {
             match subscriber.offer(&encoded, policy) {
                 Delivery::Queued => published.queued += 1,

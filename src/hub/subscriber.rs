@@ -118,6 +118,9 @@ struct Inner {
     /// The topic it was published to; `None` for a message sent to one
     /// client.
     topic: Option<Arc<str>>,
+    /// The epoch of the hub that numbered it (0 for a message sent to one
+    /// client).
+    epoch: u64,
     seq: u64,
     opcode: OpCode,
     header_len: u8,
@@ -152,10 +155,12 @@ impl Form {
 
 impl Encoded {
     /// Keeps `frame` (a server's, unmasked): published to `topic` as its
-    /// message number `seq`, or (`topic` `None`) sent to one client.
-    pub(crate) fn new(topic: Option<Arc<str>>, seq: u64, frame: &Frame<'_>) -> Self {
+    /// message number `seq` of `epoch`, or (`topic` `None`) sent to one
+    /// client.
+    pub(crate) fn new(topic: Option<Arc<str>>, epoch: u64, seq: u64, frame: &Frame<'_>) -> Self {
         Encoded(Arc::new(Inner {
             topic,
+            epoch,
             seq,
             opcode: frame.opcode(),
             header_len: frame.header().len() as u8,
@@ -164,10 +169,35 @@ impl Encoded {
         }))
     }
 
+    /// Keeps `bytes` as they go on the wire, a message for one client on a
+    /// transport without frames (an SSE event).
+    pub(crate) fn raw(bytes: Vec<u8>) -> Self {
+        Encoded(Arc::new(Inner {
+            topic: None,
+            epoch: 0,
+            seq: 0,
+            opcode: OpCode::Text,
+            header_len: 0,
+            frame: bytes.into_boxed_slice(),
+            forms: OnceLock::new(),
+        }))
+    }
+
+    /// Keeps `frame` (a server's, unmasked), a message for one client.
+    pub(crate) fn direct(frame: &Frame<'_>) -> Self {
+        Encoded::new(None, 0, 0, frame)
+    }
+
     /// The topic it was published to; `None` for a message sent to one
     /// client.
     pub fn topic(&self) -> Option<&Arc<str>> {
         self.0.topic.as_ref()
+    }
+
+    /// The epoch of the hub that published it (0 for a message sent to
+    /// one client): with [`seq`](Self::seq), its position.
+    pub fn epoch(&self) -> u64 {
+        self.0.epoch
     }
 
     /// Its sequence number in its topic: 1 for the first message published

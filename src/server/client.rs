@@ -1,5 +1,7 @@
-//! A WebSocket client of the server, as its handler sees it: receive on
-//! the connection thread, send from any thread, subscribe to hub topics.
+//! A client of the server, as its handler sees it: receive on the
+//! client's own thread, send from any thread, subscribe to hub topics. A
+//! WebSocket client, or a session of an HTTP transport (SSE, long
+//! polling): the handler need not know which.
 
 use std::cell::Cell;
 use std::io;
@@ -18,9 +20,11 @@ use crate::hub::{Encoded, Hub, Position, Resumed, Subscriber};
 use crate::message::{CloseCode, Message};
 use crate::protocol::Reply;
 use crate::server::outbox::Outbox;
+use crate::server::session::Session;
 use crate::server::shared::Shared;
 use crate::socket::Socket;
 use crate::wire::v1::{self, Command, CommandError};
+use crate::wire::Notice;
 
 /// What the connection thread and the writer thread of a client share.
 #[derive(Debug)]
@@ -39,13 +43,8 @@ pub(super) struct Link {
     /// has: the end of the stream the reader then sees is this error for
     /// the handler, not a clean close, even though the outbox is closing.
     pub(super) cut: OnceLock<(io::ErrorKind, String)>,
-}
-
-impl Link {
-    /// The client as a hub subscriber.
-    fn subscriber(&self) -> Arc<dyn Subscriber> {
-        self.outbox.clone()
-    }
+    /// The session of an SSE stream, ended with the stream.
+    pub(super) session: Option<Arc<Session>>,
 }
 
 /// A read that comes this long after the previous one finds the link cold.
@@ -65,13 +64,18 @@ impl Drop for Link {
 /// from other threads through a [`sender`](Self::sender)); subscribe to hub
 /// topics. Dropping it closes the connection (code 1000) if it is still
 /// open.
+///
+/// A client is a WebSocket, or a session of the HTTP transports (see
+/// [`Server::transports`](super::Server::transports)): a Server-Sent Events
+/// stream whose page sends with `POST`, or a long-polling page. The same
+/// handler serves them all.
 pub struct Client {
     pub(super) id: u64,
     pub(super) peer: SocketAddr,
-    pub(super) link: Arc<Link>,
-    /// On the heap: a `Client` is moved into your handler, and every copy
-    /// on the connection thread's stack deepens the pages it keeps resident.
-    pub(super) state: Box<Received>,
+    /// Where sends go; for a WebSocket and an SSE stream, also the hub's
+    /// subscriber.
+    pub(super) outbox: Arc<Outbox>,
+    pub(super) via: Via,
     pub(super) done: bool,
     pub(super) config: Arc<Config>,
     pub(super) shared: Arc<Shared>,
@@ -79,11 +83,31 @@ pub struct Client {
     pub(super) subscriptions: Cell<usize>,
 }
 
+/// How a client is reached.
+pub(super) enum Via {
+    /// A WebSocket: its link and its receiving half.
+    WebSocket {
+        link: Arc<Link>,
+        /// On the heap: a `Client` is moved into your handler, and every
+        /// copy on the connection thread's stack deepens the pages it keeps
+        /// resident.
+        state: Box<Received>,
+    },
+    /// A Server-Sent Events stream (its link) and its session.
+    Stream {
+        link: Arc<Link>,
+        session: Arc<Session>,
+    },
+    /// A long-polling session.
+    Poll { session: Arc<Session> },
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("id", &self.id)
             .field("peer", &self.peer)
+            .field("transport", &self.transport())
             .field("request", &self.request())
             .finish_non_exhaustive()
     }
@@ -100,9 +124,30 @@ impl Client {
         self.peer
     }
 
-    /// The upgrade request: path, query, headers.
+    /// The request that opened it (the upgrade, the SSE request, the first
+    /// poll): path, query, headers.
     pub fn request(&self) -> Request<'_> {
-        Request::from_parts(&self.state.head, self.state.parts)
+        match &self.via {
+            Via::WebSocket { state, .. } => Request::from_parts(&state.head, state.parts),
+            Via::Stream { session, .. } | Via::Poll { session } => session.request(),
+        }
+    }
+
+    /// The socket and writer of a WebSocket or an SSE stream.
+    pub(super) fn link(&self) -> Option<&Arc<Link>> {
+        match &self.via {
+            Via::WebSocket { link, .. } | Via::Stream { link, .. } => Some(link),
+            Via::Poll { .. } => None,
+        }
+    }
+
+    /// How it is reached: `"websocket"`, `"sse"` or `"poll"`.
+    pub fn transport(&self) -> &'static str {
+        match self.via {
+            Via::WebSocket { .. } => "websocket",
+            Via::Stream { .. } => "sse",
+            Via::Poll { .. } => "poll",
+        }
     }
 
     /// Receives the next message, as [`Connection::recv`](crate::Connection::recv)
@@ -112,7 +157,9 @@ impl Client {
     /// With a client that speaks `boardcast.v1` (see
     /// [`speaks_v1`](Self::speaks_v1)), its subscribes and unsubscribes are
     /// served here, and only its messages are returned: the text of its
-    /// `d` frames, and its binary messages.
+    /// `d` frames, and its binary messages. A session of the HTTP
+    /// transports speaks it too: its messages are what its page POSTs, and
+    /// `Ok(None)` comes when its stream ends or it stops polling.
     ///
     /// # Errors
     ///
@@ -141,9 +188,10 @@ impl Client {
 
     /// Serves a `boardcast.v1` command.
     fn command(&self, text: &str) -> Result<(), Error> {
+        let refused;
         let answer = match v1::parse(text) {
             Ok(Command::Subscribe { topic, after }) => {
-                let outbox = &self.link.outbox;
+                let outbox = &self.outbox;
                 if !outbox.wait_for_replay_room(self.config.write_timeout) {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -151,43 +199,63 @@ impl Client {
                     )
                     .into());
                 }
-                if self.subscriptions.get() >= v1::MAX_SUBSCRIPTIONS {
-                    v1::refused(&CommandError::TooManySubscriptions)
+                let error = if self.subscriptions.get() >= v1::MAX_SUBSCRIPTIONS {
+                    CommandError::TooManySubscriptions
                 } else if self.resume(topic, after).is_none() {
-                    v1::refused(&CommandError::AlreadySubscribed(topic.into()))
+                    CommandError::AlreadySubscribed(topic.into())
                 } else {
                     // The replay queued its answer before its messages.
                     return Ok(());
-                }
+                };
+                refused = error.to_string();
+                Notice::Refused { reason: &refused }
             }
             Ok(Command::Unsubscribe { topic }) => {
                 self.unsubscribe(topic);
-                v1::unsubscribed(topic)
+                Notice::Unsubscribed { topic }
             }
             Ok(Command::Data(_)) => unreachable!("d frames are messages"),
-            Err(e) => v1::refused(&e),
+            Err(e) => {
+                refused = e.to_string();
+                Notice::Refused { reason: &refused }
+            }
         };
-        self.sender().queue(
-            &self
-                .link
-                .outbox
-                .outbound
-                .frame(OpCode::Text, answer.as_bytes())?,
-        )
+        match self.outbox.notice(&answer) {
+            Some(answer) => self.sender().queue_encoded(answer),
+            None => Ok(()),
+        }
     }
 
     fn recv_message(&mut self) -> Result<Option<Message>, Error> {
-        let mut io = ClientIo {
-            link: &self.link,
-            shared: &self.shared,
+        if self.done {
+            return Ok(None);
+        }
+        let result = match &mut self.via {
+            Via::WebSocket { link, state } => {
+                let mut io = ClientIo {
+                    link,
+                    shared: &self.shared,
+                };
+                let state = &mut **state;
+                driver::recv(
+                    &mut state.inbound,
+                    &mut self.done,
+                    &mut state.clock,
+                    &mut io,
+                )
+            }
+            Via::Stream { session, .. } => {
+                let message = session_recv(session, None);
+                self.done = message.is_none();
+                Ok(message)
+            }
+            Via::Poll { session } => {
+                let expiry = self.shared.transports().session_timeout;
+                let message = session_recv(session, Some(expiry));
+                self.done = message.is_none();
+                Ok(message)
+            }
         };
-        let state = &mut *self.state;
-        let result = driver::recv(
-            &mut state.inbound,
-            &mut self.done,
-            &mut state.clock,
-            &mut io,
-        );
         if self.done {
             self.finish_reading();
         }
@@ -195,8 +263,8 @@ impl Client {
     }
 
     fn finish_reading(&self) {
-        self.link.outbox.pending().reader_done = true;
-        self.link.outbox.ring();
+        self.outbox.pending().reader_done = true;
+        self.outbox.ring();
     }
 
     /// Queues a message for this client. Waits while its queue is full (in
@@ -257,15 +325,20 @@ impl Client {
     /// A handle to send to this client from other threads.
     pub fn sender(&self) -> Sender {
         Sender {
-            outbox: Arc::clone(&self.link.outbox),
+            outbox: Arc::clone(&self.outbox),
             timeout: self.config.write_timeout,
         }
+    }
+
+    /// The client as a hub subscriber.
+    fn subscriber(&self) -> Arc<dyn Subscriber> {
+        self.outbox.clone()
     }
 
     /// Subscribes to a hub topic; returns false if already subscribed.
     /// Messages published from now on are sent to the client.
     pub fn subscribe(&self, topic: &str) -> bool {
-        let subscribed = self.shared.hub.subscribe(topic, &self.link.subscriber());
+        let subscribed = self.shared.hub.subscribe(topic, &self.subscriber());
         self.count(subscribed, 1)
     }
 
@@ -279,17 +352,14 @@ impl Client {
     /// The replay is queued whole, beside the client's queue bounds: it is
     /// bounded by the topic's [`Retention`](crate::hub::Retention).
     pub fn resume(&self, topic: &str, after: Option<Position>) -> Option<Resumed> {
-        let resumed = self
-            .shared
-            .hub
-            .resume(topic, &self.link.subscriber(), after);
+        let resumed = self.shared.hub.resume(topic, &self.subscriber(), after);
         self.count(resumed.is_some(), 1);
         resumed
     }
 
     /// Unsubscribes from a hub topic; returns false if not subscribed.
     pub fn unsubscribe(&self, topic: &str) -> bool {
-        let unsubscribed = self.shared.hub.unsubscribe(topic, &self.link.subscriber());
+        let unsubscribed = self.shared.hub.unsubscribe(topic, &self.subscriber());
         self.count(unsubscribed, -1)
     }
 
@@ -307,7 +377,7 @@ impl Client {
     /// [`recv`](Self::recv)), and what you send it is framed as the
     /// protocol's `d` messages.
     pub fn speaks_v1(&self) -> bool {
-        self.link.outbox.speaks_v1()
+        self.outbox.framing().is_some()
     }
 
     /// The server's hub.
@@ -318,18 +388,28 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.shared.hub.unsubscribe_all(&self.link.subscriber());
+        self.shared.hub.unsubscribe_all(&self.subscriber());
+        if let Via::Stream { session, .. } | Via::Poll { session } = &self.via {
+            // A session ends with its handler: its stream is closed, and
+            // its page's next POST or poll finds it gone.
+            session.close();
+            self.shared.sessions.remove(&session.id);
+            let _ = self.outbox.close(None, "");
+            self.done = true;
+        }
         if !self.done {
             // Close, and wait (bounded) for the peer's answer so the close
             // is clean.
-            let _ = self.link.outbox.close(Some(CloseCode::NORMAL), "");
+            let _ = self.outbox.close(Some(CloseCode::NORMAL), "");
             let deadline = Instant::now() + self.config.close_timeout;
             while !self.done {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                self.state.clock.set_read_timeout(Some(left));
+                if let Via::WebSocket { state, .. } = &mut self.via {
+                    state.clock.set_read_timeout(Some(left));
+                }
                 if self.recv().is_err() && !self.done {
                     break;
                 }
@@ -437,9 +517,13 @@ impl Sender {
     /// Queues a data message, as the protocol's `d` message to a
     /// `boardcast.v1` client.
     fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        match self.outbox.speaks_v1() {
-            true => self.queue(&self.outbox.outbound.frame(opcode, &v1::direct(payload))?),
-            false => self.queue(&self.outbox.outbound.frame(opcode, payload)?),
+        let direct = Notice::Direct {
+            text: opcode == OpCode::Text,
+            payload,
+        };
+        match self.outbox.notice(&direct) {
+            Some(message) => self.queue_encoded(message),
+            None => self.queue(&self.outbox.outbound.frame(opcode, payload)?),
         }
     }
 
@@ -452,8 +536,12 @@ impl Sender {
         self.queue(&self.outbox.outbound.frame(OpCode::Ping, payload)?)
     }
 
-    pub(super) fn queue(&self, frame: &Frame<'_>) -> Result<(), Error> {
-        if self.outbox.send(Encoded::new(None, 0, frame), self.timeout) {
+    fn queue(&self, frame: &Frame<'_>) -> Result<(), Error> {
+        self.queue_encoded(Encoded::direct(frame))
+    }
+
+    fn queue_encoded(&self, message: Encoded) -> Result<(), Error> {
+        if self.outbox.send(message, self.timeout) {
             Ok(())
         } else if self.outbox.is_closing() {
             Err(Error::Closed)
@@ -474,5 +562,32 @@ impl Sender {
     /// Whether the connection is closing: nothing more will be sent.
     pub fn is_closing(&self) -> bool {
         self.outbox.is_closing()
+    }
+}
+
+/// The next message of a session's page, or `None` once the session is
+/// over: an SSE session when its stream ends; a long-poll session also when
+/// its page has not polled for `expiry` (and no poll is held).
+fn session_recv(session: &Session, expiry: Option<Duration>) -> Option<Message> {
+    loop {
+        let wait = match expiry {
+            None => Duration::from_secs(3600),
+            Some(expiry) => {
+                let state = session.state();
+                if !state.closed && state.polling == 0 && state.last_poll.elapsed() >= expiry {
+                    drop(state);
+                    log::debug!("session {} expired", session.id);
+                    session.close();
+                    // What its page sent before, then the end.
+                    return session.recv(Duration::ZERO).unwrap_or(None);
+                }
+                expiry
+                    .saturating_sub(state.last_poll.elapsed())
+                    .max(Duration::from_millis(10))
+            }
+        };
+        if let Ok(message) = session.recv(wait) {
+            return message;
+        }
     }
 }

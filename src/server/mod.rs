@@ -37,13 +37,20 @@ use crate::socket::{self, Socket};
 
 mod client;
 mod flusher;
+mod http;
 mod outbox;
+mod poll;
+mod route;
+mod session;
 mod shared;
+mod sse;
 mod task;
 mod tracker;
+mod transports;
 mod writer;
 
 pub use client::{Client, Sender};
+pub use transports::Transports;
 
 use crate::server::outbox::Outbox;
 use crate::server::shared::{Connections, IpKey, Live, PartialBudget, Shared};
@@ -120,6 +127,8 @@ impl Server {
             threads: Arc::new(Tracker::default()),
             started: Instant::now(),
             partial: Arc::new(PartialBudget::new(config.max_partial_bytes)),
+            transports: Mutex::new(Arc::new(Transports::none())),
+            sessions: Default::default(),
         });
         Ok(Server {
             listener,
@@ -149,6 +158,22 @@ impl Server {
         F: Fn(&Request<'_>) -> Result<Accept, Response> + Send + Sync + 'static,
     {
         self.on_upgrade = Some(Arc::new(decide));
+        self
+    }
+
+    /// Serves the HTTP transports beside WebSocket (`docs/transports.md`):
+    /// Server-Sent Events, long polling, their `POST`s, `/latest` and
+    /// `boardcast.js`, at the paths `transports` gives
+    /// ([`Transports::default`]: `/sse`, `/poll`, `/send`, `/latest`,
+    /// `/boardcast.js`). Their clients are sessions your handler gets as
+    /// [`Client`]s like the WebSocket ones ([`Client::transport`] says
+    /// which). Requests for those paths never reach `on_http`.
+    pub fn transports(self, transports: Transports) -> Self {
+        *self
+            .shared
+            .transports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(transports);
         self
     }
 
@@ -296,6 +321,11 @@ impl Server {
     }
 
     fn shutdown_gracefully(&self) {
+        // Long-poll sessions end (their handlers' recv returns None, held
+        // polls answer); SSE streams are closed with their connections.
+        for session in self.shared.sessions.all() {
+            session.close();
+        }
         let live: Vec<Live> = self.shared.connections().values().cloned().collect();
         log::info!("shutting down: closing {} connections", live.len());
         for Live { stream, outbox, .. } in &live {

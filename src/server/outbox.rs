@@ -20,7 +20,7 @@ use crate::message::CloseCode;
 use crate::protocol::{Outbound, Role};
 use crate::server::flusher::{Flush, Flusher, FLUSH_BATCH};
 use crate::socket::Socket;
-use crate::wire::v1;
+use crate::wire::{json, sse, v1, Notice};
 
 /// Everything waiting to be written to one client, and the client's socket.
 ///
@@ -51,10 +51,10 @@ pub(crate) struct Outbox {
     me: Weak<Outbox>,
     tx: Sender<Queued>,
     pub(crate) rx: Receiver<Queued>,
-    /// How the client's published messages are written: as plain frames, or
-    /// in another form of the message (the `boardcast.v1` envelope); set
-    /// once, when the upgrade is accepted.
-    form: OnceLock<Form>,
+    /// How the client's messages are written: as plain WebSocket frames
+    /// (unset), or in a protocol of `wire` (the `boardcast.v1` envelope, SSE
+    /// events); set once, before anything is queued.
+    framing: OnceLock<Framing>,
     /// The client's socket; `None` in unit tests.
     stream: Option<Arc<dyn Socket>>,
     /// The server's flusher; `None` in unit tests.
@@ -62,6 +62,8 @@ pub(crate) struct Outbox {
     counters: Arc<Counters>,
     /// The writer thread, once it runs.
     writer: OnceLock<Thread>,
+    /// Who else waits for frames (a long-poll session's held request).
+    waker: OnceLock<Arc<dyn Wake>>,
     /// Whether [`Pending`] may hold work for the writer.
     rung: AtomicBool,
     /// Whether the client is in the flusher's list.
@@ -102,6 +104,50 @@ pub(crate) struct Outbox {
     /// written, so that what it got is a prefix of what was queued (a
     /// resume after its last message then loses nothing).
     discarding: AtomicBool,
+}
+
+/// How a client's messages are written, when it speaks a protocol of
+/// `wire`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `boardcast.v1` over WebSocket: enveloped frames.
+    V1,
+    /// Server-Sent Events: events on an HTTP stream, no frames.
+    EventStream,
+    /// Long polling: JSON events, taken by the client's polls.
+    Poll,
+}
+
+/// Something besides the writer thread that waits for an outbox's frames.
+pub(crate) trait Wake: Send + Sync + std::fmt::Debug {
+    /// Frames (or a close) are there.
+    fn wake(&self);
+}
+
+impl Framing {
+    /// The form of published messages.
+    fn form(self) -> Option<Form> {
+        Some(match self {
+            Framing::V1 => v1::ENVELOPE,
+            Framing::EventStream => sse::EVENT,
+            Framing::Poll => json::EVENT,
+        })
+    }
+
+    /// A notice, written for this client alone.
+    pub(crate) fn notice(self, notice: &Notice<'_>) -> Encoded {
+        match self {
+            Framing::V1 => {
+                let opcode = match notice {
+                    Notice::Direct { text: false, .. } => OpCode::Binary,
+                    _ => OpCode::Text,
+                };
+                Encoded::direct(&Frame::new(opcode, &v1::notice(notice), None))
+            }
+            Framing::EventStream => Encoded::raw(sse::notice(notice)),
+            Framing::Poll => Encoded::raw(json::notice(notice)),
+        }
+    }
 }
 
 /// A frame in the queue, and what it is.
@@ -171,11 +217,12 @@ impl Outbox {
             me: Weak::clone(me),
             tx,
             rx,
-            form: OnceLock::new(),
+            framing: OnceLock::new(),
             stream,
             flusher,
             counters,
             writer: OnceLock::new(),
+            waker: OnceLock::new(),
             rung: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             wire: Mutex::default(),
@@ -239,6 +286,14 @@ impl Outbox {
         if let Some(writer) = self.writer.get() {
             writer.unpark();
         }
+        if let Some(waker) = self.waker.get() {
+            waker.wake();
+        }
+    }
+
+    /// Makes [`wake`](Self::wake) also wake `waker`.
+    pub(crate) fn set_waker(&self, waker: Arc<dyn Wake>) {
+        let _ = self.waker.set(waker);
     }
 
     /// The writer waits at most `timeout` for work, or until woken.
@@ -248,18 +303,30 @@ impl Outbox {
         }
     }
 
-    /// Writes the client's published messages in `form` from now on.
-    pub(crate) fn set_form(&self, form: Form) {
-        let _ = self.form.set(form);
+    /// Writes the client's messages in `framing` from now on.
+    pub(crate) fn set_framing(&self, framing: Framing) {
+        let _ = self.framing.set(framing);
+    }
+
+    /// How the client's messages are written; `None`: plain WebSocket
+    /// frames, no protocol.
+    pub(crate) fn framing(&self) -> Option<Framing> {
+        self.framing.get().copied()
     }
 
     /// What goes on the wire for `frame`: its form for this client if it is
     /// a published message and the client has one, else the frame itself.
     pub(crate) fn bytes<'f>(&self, frame: &'f Encoded) -> &'f [u8] {
-        match (self.form.get(), frame.topic()) {
-            (Some(form), Some(_)) => frame.form(*form),
+        match (self.framing.get().and_then(|f| f.form()), frame.topic()) {
+            (Some(form), Some(_)) => frame.form(form),
             _ => frame.frame(),
         }
+    }
+
+    /// `notice` as this client's protocol writes it; `None` for a plain
+    /// WebSocket client, which has no protocol.
+    pub(crate) fn notice(&self, notice: &Notice<'_>) -> Option<Encoded> {
+        self.framing().map(|framing| framing.notice(notice))
     }
 
     /// The next frame in the queue, without waiting; `None` once the
@@ -677,10 +744,13 @@ impl Subscriber for Outbox {
         if self.is_closing() {
             return;
         }
-        if self.speaks_v1() {
-            let line = v1::subscribed(replay.topic, replay.recovered, replay.last_seq);
-            let frame = Frame::new(OpCode::Text, line.as_bytes(), None);
-            self.push_unbounded(Encoded::new(None, 0, &frame));
+        let answer = Notice::Subscribed {
+            topic: replay.topic,
+            recovered: replay.recovered,
+            last: replay.last_seq,
+        };
+        if let Some(answer) = self.notice(&answer) {
+            self.push_unbounded(answer);
         }
         for message in replay.messages {
             // Made here, on the publisher's side, as for a live message.
@@ -692,12 +762,6 @@ impl Subscriber for Outbox {
 }
 
 impl Outbox {
-    /// Whether the client speaks `boardcast.v1` (its published messages
-    /// are enveloped).
-    pub(crate) fn speaks_v1(&self) -> bool {
-        self.form.get().is_some()
-    }
-
     /// Queues a frame outside the bounds: a replay (see
     /// [`Subscriber::replay`]) or the protocol's welcome.
     pub(crate) fn push_unbounded(&self, frame: Encoded) {

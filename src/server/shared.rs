@@ -10,7 +10,9 @@ use crate::hub::{Counters, Hub};
 use crate::protocol::MessageBudget;
 use crate::server::flusher::Flusher;
 use crate::server::outbox::Outbox;
+use crate::server::session::Sessions;
 use crate::server::tracker::Tracker;
+use crate::server::transports::Transports;
 use crate::socket::Socket;
 
 /// State shared by the accept loop, every connection and the handles.
@@ -31,6 +33,9 @@ pub(super) struct Shared {
     pub(super) started: Instant,
     /// What the messages in progress of all connections hold together.
     pub(super) partial: Arc<PartialBudget>,
+    /// The HTTP transports served, and their sessions.
+    pub(super) transports: Mutex<Arc<Transports>>,
+    pub(super) sessions: Sessions,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +159,11 @@ impl MessageBudget for Arc<PartialBudget> {
 impl Shared {
     pub(super) fn connections(&self) -> MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The HTTP transports served.
+    pub(super) fn transports(&self) -> Arc<Transports> {
+        Arc::clone(&self.transports.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Milliseconds since the server was made: the clock of keepalives.

@@ -13,8 +13,10 @@ use crate::config::Config;
 use crate::frame::OpCode;
 use crate::hub::{bump, bump_by, Encoded};
 use crate::server::client::Link;
+use crate::server::outbox::Framing;
 use crate::server::shared::Shared;
 use crate::socket;
+use crate::wire::sse;
 
 /// The most frames written in one `writev`.
 const MAX_BATCH: usize = 256;
@@ -60,6 +62,11 @@ impl Writer {
         if let Some(cut) = cut {
             let _ = self.link.cut.set(cut);
         }
+        // An SSE stream's session ends with it: its handler's recv returns
+        // None.
+        if let Some(session) = &self.link.session {
+            session.close();
+        }
         // The server closes the TCP connection (RFC 6455 §7.1.1); this also
         // wakes the connection thread if it is blocked reading.
         let _ = self.link.stream.shutdown(Shutdown::Both);
@@ -69,6 +76,10 @@ impl Writer {
 
     fn serve(&self) -> End {
         let outbox = &self.link.outbox;
+        // An SSE stream: no frames, so no pings and no close frame; a
+        // heartbeat comment instead, and no peer's close to wait for.
+        let events = outbox.framing() == Some(Framing::EventStream);
+        let mut last_beat = self.shared.millis();
         outbox.attach_writer();
         let mut batch: Vec<Encoded> = Vec::new();
         let mut control = Vec::new();
@@ -80,7 +91,11 @@ impl Writer {
             if batch.capacity() > 16 {
                 batch = Vec::new();
             }
-            outbox.park(self.next_wake(ping_sent, close_sent_at));
+            let wake = match events {
+                true => self.next_beat(last_beat),
+                false => self.next_wake(ping_sent, close_sent_at),
+            };
+            outbox.park(wake);
             // Frames leave the queue only with the wire held, so the
             // flusher cannot write a later one first.
             let mut wire = outbox.wire();
@@ -124,8 +139,51 @@ impl Writer {
                 continue;
             }
 
-            // Keepalive: anything received since our ping answers it.
             let now = self.shared.millis();
+            if events {
+                control.clear();
+                if let Some(interval) = self.config.ping_interval {
+                    if now.saturating_sub(last_beat) >= interval.as_millis() as u64 {
+                        if self.peer_left() {
+                            outbox.release_wire(wire);
+                            return End::Write(io::ErrorKind::ConnectionReset.into());
+                        }
+                        control.extend_from_slice(sse::HEARTBEAT);
+                        last_beat = now;
+                    }
+                }
+                outbox.notify_space();
+                let unsent = std::mem::take(&mut wire.unsent);
+                let delivered = unsent
+                    .iter()
+                    .chain(&batch)
+                    .chain(&latest)
+                    .filter(|f| f.topic().is_some())
+                    .count();
+                let parts = Parts {
+                    unsent: &unsent,
+                    offset: std::mem::take(&mut wire.offset),
+                    pings: &control,
+                    batch: &batch,
+                    latest: &latest,
+                    closing: &[],
+                };
+                let written = self.write(&parts);
+                outbox.release_wire(wire);
+                if let Err(e) = written {
+                    return End::Write(e);
+                }
+                batch.clear();
+                bump_by(&self.shared.counters.delivered, delivered);
+                // Closed (by the handler, a shutdown, a slow-consumer cut):
+                // what was queued before is out; the stream ends.
+                if close.is_some() || (reader_done && outbox.rx.is_empty()) {
+                    return End::Done;
+                }
+                continue;
+            }
+
+            // Keepalive: anything received since our ping answers it.
             let last = self.link.last_received.load(Ordering::Relaxed);
             if ping_sent.is_some_and(|sent| last >= sent) {
                 ping_sent = None;
@@ -190,6 +248,30 @@ impl Writer {
                 // close to send.
                 return End::Done;
             }
+        }
+    }
+
+    /// How long an SSE stream's writer waits before its next heartbeat.
+    fn next_beat(&self, last_beat: u64) -> Duration {
+        match self.config.ping_interval {
+            Some(interval) => {
+                let due = last_beat + interval.as_millis() as u64;
+                Duration::from_millis(due.saturating_sub(self.shared.millis()).max(1))
+            }
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    /// Whether an SSE client closed its end: it sends nothing on the stream,
+    /// so a read finds the end (or an error) if it left, and nothing to
+    /// read (the stream's short read timeout, or the flusher's non-blocking
+    /// mode) if it is there.
+    fn peer_left(&self) -> bool {
+        let mut scratch = [0; 64];
+        match self.link.stream.read(&mut scratch) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !socket::is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
         }
     }
 

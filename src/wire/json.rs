@@ -3,12 +3,11 @@
 //! message with its epoch, sequence number and data (a text message as a
 //! string, a binary one in base64).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-
 use crate::handshake::{Request, Response};
-use crate::hub::{Encoded, Hub};
+use crate::hub::{Encoded, Form, Hub};
+use crate::wire::base64;
 use crate::wire::v1::is_topic;
+use crate::wire::Notice;
 
 /// A topic name the protocol does not carry, in a `topics` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,29 +76,76 @@ pub fn latest_response(hub: &Hub, request: &Request<'_>) -> Response {
     }
 }
 
+/// A published message as a long-poll event, `{"type":"m","topic":…,
+/// "seq":N,"data":…}`: a form of the hub's message, made once for all its
+/// long-poll subscribers.
+pub(crate) const EVENT: Form = Form::new(2, event);
+
+fn event(message: &Encoded) -> Vec<u8> {
+    let mut out = String::from("{\"type\":\"m\",\"topic\":");
+    push_string(&mut out, message.topic().map_or("", |t| &**t));
+    out.push_str(&format!(",\"seq\":{},", message.seq()));
+    push_data(&mut out, message.is_text(), message.payload());
+    out.push('}');
+    out.into_bytes()
+}
+
+/// A notice as a long-poll event (the welcome is the answer's own fields).
+pub(crate) fn notice(notice: &Notice<'_>) -> Vec<u8> {
+    let mut out = String::from("{\"type\":");
+    match *notice {
+        Notice::Welcome { epoch, .. } => {
+            out.push_str(&format!("\"w\",\"epoch\":\"{epoch:016x}\""));
+        }
+        Notice::Subscribed {
+            topic,
+            recovered,
+            last,
+        } => {
+            out.push_str("\"r\",\"topic\":");
+            push_string(&mut out, topic);
+            out.push_str(&format!(",\"recovered\":{recovered},\"last\":{last}"));
+        }
+        Notice::Unsubscribed { topic } => {
+            out.push_str("\"u\",\"topic\":");
+            push_string(&mut out, topic);
+        }
+        Notice::Refused { reason } => {
+            out.push_str("\"e\",\"reason\":");
+            push_string(&mut out, reason);
+        }
+        Notice::Direct { text, payload } => {
+            out.push_str("\"d\",");
+            push_data(&mut out, text, payload);
+        }
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+/// `"data":…`: a text message as a JSON string; a binary one (or text that
+/// is not UTF-8) in base64, with `"binary":true`.
+fn push_data(out: &mut String, text: bool, payload: &[u8]) {
+    out.push_str("\"data\":");
+    match std::str::from_utf8(payload) {
+        Ok(utf8) if text => push_string(out, utf8),
+        _ => {
+            out.push('"');
+            out.push_str(&base64(payload));
+            out.push_str("\",\"binary\":true");
+        }
+    }
+}
+
 /// `{"epoch":"…","seq":N,"data":…}`, with `"binary":true` for a binary
 /// message (its data in base64).
 pub(crate) fn push_message(out: &mut String, epoch: u64, message: &Encoded) {
     out.push_str(&format!(
-        "{{\"epoch\":\"{epoch:016x}\",\"seq\":{},\"data\":",
+        "{{\"epoch\":\"{epoch:016x}\",\"seq\":{},",
         message.seq()
     ));
-    match std::str::from_utf8(message.payload()) {
-        Ok(text) if message.is_text() => push_string(out, text),
-        _ => {
-            out.push('"');
-            push_base64(out, message.payload());
-            out.push_str("\",\"binary\":true");
-        }
-    }
+    push_data(out, message.is_text(), message.payload());
     out.push('}');
-}
-
-/// `data` in standard base64, with padding.
-fn push_base64(out: &mut String, data: &[u8]) {
-    let mut buf = vec![0; base64::encoded_len(data.len(), true).unwrap_or(0)];
-    let len = STANDARD.encode_slice(data, &mut buf).unwrap_or(0);
-    out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or(""));
 }
 
 /// `text` as a JSON string (RFC 8259 §7): quotes, backslashes and control
@@ -124,6 +170,40 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
 mod tests {
     use super::*;
     use crate::hub::{Policy, Retention};
+
+    #[test]
+    fn long_poll_events() {
+        use crate::frame::{Frame, OpCode};
+        use std::sync::Arc;
+        let text = Frame::new(OpCode::Text, b"a\"b", None);
+        let message = Encoded::new(Some(Arc::from("t")), 1, 7, &text);
+        assert_eq!(
+            message.form(EVENT),
+            br#"{"type":"m","topic":"t","seq":7,"data":"a\"b"}"#
+        );
+        let r = Notice::Subscribed {
+            topic: "t",
+            recovered: false,
+            last: 7,
+        };
+        assert_eq!(
+            notice(&r),
+            br#"{"type":"r","topic":"t","recovered":false,"last":7}"#
+        );
+        assert_eq!(
+            notice(&Notice::Unsubscribed { topic: "t" }),
+            br#"{"type":"u","topic":"t"}"#
+        );
+        assert_eq!(
+            notice(&Notice::Refused { reason: "bad" }),
+            br#"{"type":"e","reason":"bad"}"#
+        );
+        let d = Notice::Direct {
+            text: false,
+            payload: &[0, 1, 2],
+        };
+        assert_eq!(notice(&d), br#"{"type":"d","data":"AAEC","binary":true}"#);
+    }
 
     #[test]
     fn strings_are_escaped() {

@@ -10,6 +10,8 @@ use std::fmt;
 
 use crate::frame::Frame;
 use crate::hub::{Encoded, Form, Position};
+use crate::wire::Notice;
+use crate::wire::{parse_epoch, parse_seq};
 
 /// The subprotocol's name, as offered in `Sec-WebSocket-Protocol`.
 pub const PROTOCOL: &str = "boardcast.v1";
@@ -44,6 +46,22 @@ fn envelope(message: &Encoded) -> Vec<u8> {
     Frame::new(message.opcode(), &payload, None).to_vec()
 }
 
+/// A notice as the frame's payload (a text frame, or for a binary direct
+/// message a binary one).
+pub(crate) fn notice(notice: &Notice<'_>) -> Vec<u8> {
+    match *notice {
+        Notice::Welcome { epoch, .. } => welcome(epoch).into_bytes(),
+        Notice::Subscribed {
+            topic,
+            recovered,
+            last,
+        } => subscribed(topic, recovered, last).into_bytes(),
+        Notice::Unsubscribed { topic } => unsubscribed(topic).into_bytes(),
+        Notice::Refused { reason } => format!("e {reason}").into_bytes(),
+        Notice::Direct { payload, .. } => direct(payload),
+    }
+}
+
 /// The first frame after the handshake, `w <epoch>`.
 pub(crate) fn welcome(epoch: u64) -> String {
     format!("w {epoch:016x}")
@@ -57,11 +75,6 @@ pub(crate) fn subscribed(topic: &str, recovered: bool, last_seq: u64) -> String 
 /// The answer to an unsubscribe, `u <topic>`.
 pub(crate) fn unsubscribed(topic: &str) -> String {
     format!("u {topic}")
-}
-
-/// A refused request, `e <reason>`.
-pub(crate) fn refused(error: &CommandError) -> String {
-    format!("e {error}")
 }
 
 /// A message for one client, `d\n<payload>`.
@@ -167,22 +180,6 @@ pub fn parse(text: &str) -> Result<Command<'_>, CommandError> {
     }
 }
 
-/// An epoch as the protocol writes it: exactly 16 lowercase hex digits.
-fn parse_epoch(field: &str) -> Option<u64> {
-    let digits = field.len() == 16
-        && field
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    digits.then(|| u64::from_str_radix(field, 16).ok())?
-}
-
-/// A sequence number: decimal digits only (no sign, no spaces), at most a
-/// u64.
-fn parse_seq(field: &str) -> Option<u64> {
-    let digits = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
-    digits.then(|| field.parse().ok())?
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -260,7 +257,7 @@ mod tests {
     #[test]
     fn envelope_is_a_frame_of_the_message_type() {
         let text = Frame::new(OpCode::Text, b"{\"c\":41}", None);
-        let message = Encoded::new(Some(Arc::from("temp")), 42, &text);
+        let message = Encoded::new(Some(Arc::from("temp")), 1, 42, &text);
         let bytes = message.form(ENVELOPE);
         assert_eq!(bytes[0], 0x81);
         assert_eq!(&bytes[2..], b"m temp 42\n{\"c\":41}");
@@ -269,7 +266,7 @@ mod tests {
         assert_eq!(message.form(ENVELOPE).as_ptr(), bytes.as_ptr());
 
         let binary = Frame::new(OpCode::Binary, &[0, 255], None);
-        let message = Encoded::new(Some(Arc::from("cam")), 1, &binary);
+        let message = Encoded::new(Some(Arc::from("cam")), 1, 1, &binary);
         assert_eq!(message.form(ENVELOPE), b"\x82\x0am cam 1\n\x00\xff");
     }
 
@@ -279,7 +276,6 @@ mod tests {
         assert_eq!(subscribed("t", true, 47), "r t 1 47");
         assert_eq!(subscribed("t", false, 0), "r t 0 0");
         assert_eq!(unsubscribed("t"), "u t");
-        assert_eq!(refused(&CommandError::BadTopic), "e bad topic name");
         assert_eq!(direct(b"hi"), b"d\nhi");
     }
 }

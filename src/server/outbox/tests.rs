@@ -9,7 +9,7 @@ fn outbox(max_messages: usize, max_bytes: usize) -> Arc<Outbox> {
 }
 
 fn frame(len: usize) -> Encoded {
-    Encoded::new(None, 0, &Frame::new(OpCode::Binary, &vec![0; len], None))
+    Encoded::direct(&Frame::new(OpCode::Binary, &vec![0; len], None))
 }
 
 #[test]
@@ -34,11 +34,11 @@ fn handler_sends_are_bounded_in_bytes() {
 fn published(tag: u8) -> Encoded {
     let payload = [tag];
     let frame = Frame::new(OpCode::Binary, &payload, None);
-    Encoded::new(Some(Arc::from("t")), u64::from(tag), &frame)
+    Encoded::new(Some(Arc::from("t")), 1, u64::from(tag), &frame)
 }
 
 fn direct(tag: u8) -> Encoded {
-    Encoded::new(None, 0, &Frame::new(OpCode::Binary, &[tag], None))
+    Encoded::direct(&Frame::new(OpCode::Binary, &[tag], None))
 }
 
 /// The last payload byte of each queued frame, in order.
@@ -153,6 +153,7 @@ fn disconnect_fires_on_whichever_bound_is_reached_first() {
         let payload = [tag; 400];
         Encoded::new(
             Some(Arc::from("t")),
+            1,
             u64::from(tag),
             &Frame::new(OpCode::Binary, &payload, None),
         )
