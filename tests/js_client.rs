@@ -152,6 +152,43 @@ fn resume_over(transport: &str, expected: &str) {
     );
 }
 
+/// 150 topics of 60 characters over SSE, more than a request head may
+/// hold: the client puts what fits in the URL and subscribes the rest with
+/// `POST /send`; all are subscribed, and all resume after a cut.
+#[test]
+fn many_topics_over_sse() {
+    many_topics("sse");
+}
+
+/// The same over long polling.
+#[test]
+fn many_topics_over_long_polling() {
+    many_topics("poll");
+}
+
+fn many_topics(transport: &str) {
+    let Some(node) = Node::find() else { return };
+    let board = Board::start(Config::default());
+    let hub = board.running.hub.clone();
+    let script = Script::run(&node, "many.mjs", &[board.port(), transport.into()]);
+    assert_eq!(board.next_said(), "subscribed");
+    let names: Vec<String> = (0..150).map(|i| format!("{}{i:03}", "m".repeat(57))).collect();
+    let missing: Vec<&String> = names.iter().filter(|t| hub.subscribers(t) != 1).collect();
+    assert!(missing.is_empty(), "not subscribed: {missing:?}");
+    for sender in board.wait_for_connection() {
+        let _ = sender.close(CloseCode::AWAY, "cut by the test");
+    }
+    assert_eq!(board.next_said(), "resumed");
+    // The new link subscribed every topic again; the old one's are gone.
+    wait_until(TIMEOUT, "one subscriber per topic", || {
+        names.iter().all(|t| hub.subscribers(t) == 1)
+    });
+    assert_eq!(board.transports(), [transport, transport]);
+    hub.publish_text("go", "bye");
+    let out = script.finish();
+    assert!(out.contains(&format!("ok many {transport}")), "{out}");
+}
+
 /// `transport: "auto"` against a server that refuses every WebSocket
 /// upgrade (403): SSE at once, working as WebSocket would; after a cut,
 /// back on SSE without trying WebSocket again.
