@@ -172,7 +172,9 @@ fn many_topics(transport: &str) {
     let hub = board.running.hub.clone();
     let script = Script::run(&node, "many.mjs", &[board.port(), transport.into()]);
     assert_eq!(board.next_said(), "subscribed");
-    let names: Vec<String> = (0..150).map(|i| format!("{}{i:03}", "m".repeat(57))).collect();
+    let names: Vec<String> = (0..150)
+        .map(|i| format!("{}{i:03}", "m".repeat(57)))
+        .collect();
     let missing: Vec<&String> = names.iter().filter(|t| hub.subscribers(t) != 1).collect();
     assert!(missing.is_empty(), "not subscribed: {missing:?}");
     for sender in board.wait_for_connection() {
