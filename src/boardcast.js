@@ -570,13 +570,33 @@
       topics: start.topics.length ? start.topics.join(",") : undefined,
       after: start.cursor || undefined,
     });
+    let retried = false;
     const loop = async () => {
       while (!link.done) {
-        const answer = await link.request(url, { headers: { Accept: "application/json" } },
-          options.requestTimeout, (res) => {
-            if (!res.ok) return link.lost(httpError("GET /poll", res));
-            return res.json();
-          });
+        let answer;
+        try {
+          answer = await link.request(url, { headers: { Accept: "application/json" } },
+            options.requestTimeout, (res) => {
+              if (!res.ok) return link.lost(httpError("GET /poll", res));
+              return res.text().then((text) => {
+                try {
+                  return JSON.parse(text);
+                } catch (e) {
+                  // A proxy's page where JSON was expected.
+                  return link.lost({ code: res.status, reason: "GET /poll answered something else than JSON" });
+                }
+              });
+            });
+        } catch (e) {
+          // A poll of a session that failed on the way (not our own
+          // deadline): once, the same poll again, whose answer the server
+          // sends again if it was lost; the session and what it queued for
+          // this client are kept.
+          if (link.done || !link.session || retried || (e && e.name === "AbortError")) throw e;
+          retried = true;
+          continue;
+        }
+        retried = false;
         if (link.done) return;
         if (!link.session) {
           if (!answer || typeof answer.session !== "string" || !EPOCH.test(answer.epoch)) {

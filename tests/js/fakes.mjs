@@ -83,6 +83,12 @@ export class FakeFetch {
         answer(new Response(JSON.stringify(value), { status, headers: Object.assign({ "content-type": "application/json" }, extra) }));
       req.status = (status, extra = {}, text = null) =>
         answer(new Response(status === 204 || status === 304 ? null : text || "status " + status, { status, headers: extra }));
+      /** Fails as fetch does on a network error. */
+      req.fail = (error) => {
+        if (req.answered) throw new Error("answered twice: " + req.url);
+        req.answered = true;
+        reject(error);
+      };
       req.html = () =>
         answer(new Response("<html>a proxy's page</html>", { status: 200, headers: { "content-type": "text/html" } }));
       /** Answers 200 text/event-stream and returns `{ push(text or bytes), end() }`. */

@@ -321,8 +321,28 @@ export async function run({ recorder, E1, E2 }) {
     await until("a4", () => bc.stats.messages === 5);
     equal(meta(log.topics.at(-1)), ["a", 4, "four", true, true, false], "resumed, replayed");
     equal([bc.stats.duplicates, bc.stats.reconnects], [1, 1], "a duplicate dropped, a reconnect");
-    const g6 = await ff.next("a poll of the new session", isGet("/poll"));
-    check(g6.url.includes(`session=${S2}`), "the new session: " + g6.url);
+    const g6a = await ff.next("a poll of the new session", isGet("/poll"));
+    check(g6a.url.includes(`session=${S2}`), "the new session: " + g6a.url);
+    // A poll that fails on the way is sent again, once, as it was.
+    const statusesBefore = log.status.length;
+    g6a.fail(new TypeError("fetch failed"));
+    const g6b = await ff.next("the same poll again", isGet("/poll"));
+    equal(g6b.url, g6a.url, "the same session and cursor");
+    equal(log.status.length, statusesBefore, "no status: the link is still up");
+    g6b.json({ session: S2, epoch: E1, cursor: `${E1}~a~4~b~1~c~1`, events: [{ type: "d", data: "kept" }] });
+    await until("the session's message", () => log.messages.at(-1).data === "kept");
+    const g6c = await ff.next("the next poll", isGet("/poll"));
+    g6c.fail(new TypeError("fetch failed")); // a success in between: retried again
+    const g6d = await ff.next("the next poll again", isGet("/poll"));
+    equal(g6d.url, g6c.url, "retried after a success in between");
+    g6d.fail(new TypeError("fetch failed"));
+    const g6e = await ff.next("a new session after two failures in a row", isGet("/poll"));
+    check(g6e.url.startsWith("http://board.local/poll?topics="), "two failures in a row: a lost link, " + g6e.url);
+    equal(log.status.at(-1).state, "connecting", "connecting meanwhile");
+    g6e.json({ session: S3, epoch: E1, cursor: `${E1}~a~4~b~1~c~1`, events: [] });
+    await until("open again", () => log.status.at(-1).state === "open");
+    const g6 = await ff.next("a poll of the third session", isGet("/poll"));
+    check(g6.url.includes(`session=${S3}`), "the third session: " + g6.url);
     g6.html(); // a proxy's page where JSON was expected
     const g7 = await ff.next("a fresh poll after the HTML page", isGet("/poll"));
     check(g7.url.startsWith("http://board.local/poll?topics=a,b,c&after="), "a new session: " + g7.url);
