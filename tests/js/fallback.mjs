@@ -55,6 +55,8 @@ await until("fb 2", () => got.length === 2);
 equal(got[1], ["two", 2, true], "the next message, gap-free");
 equal([bc.stats.gaps, bc.stats.duplicates], [0, 0], "no gap, no duplicate");
 bc.send("say done");
-await until("the last answer", () => answers.length === 3);
+// (The answer to "say ready" may be lost with the link the server cut
+// right after it: at most once.)
+await until("the answer to the last", () => answers.includes("echo say done"));
 bc.close();
 console.log("ok fallback " + expected + " " + JSON.stringify(bc.stats));
