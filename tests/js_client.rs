@@ -1,6 +1,7 @@
 //! `boardcast.js` in Node against a real boardcast server.
 //!
-//! Each test starts a [`boardcast::Server`] on `127.0.0.1:0` and runs one
+//! Each test starts a [`boardcast::Server`] on `127.0.0.1:0`, serving
+//! WebSocket and the HTTP transports (`docs/transports.md`), and runs one
 //! script of `tests/js/` in `node` (with `--experimental-websocket` before
 //! Node 22, so no npm package is needed), then asserts on its exit status
 //! and on the `ok …` line it prints. The scripts check the client's side
@@ -28,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use boardcast::hub::Retention;
-use boardcast::{Accept, Client, CloseCode, Config, Hub, Message, Response, Sender};
+use boardcast::{Accept, Client, CloseCode, Config, Hub, Message, Response, Sender, Transports};
 
 use support::{wait_until, Running, TIMEOUT};
 
@@ -44,13 +45,33 @@ fn client_rules_against_a_fake_websocket() {
 }
 
 /// Text and binary messages with their meta, subscribe and unsubscribe at
-/// runtime, sends answered by the handler.
+/// runtime, sends answered by the handler (over WebSocket: "auto" with
+/// nothing refused).
 #[test]
 fn messages_subscriptions_and_sends() {
+    basic_over("auto", "websocket");
+}
+
+/// The same over Server-Sent Events (fetch-read in Node) and `POST /send`.
+#[test]
+fn messages_subscriptions_and_sends_over_sse() {
+    basic_over("sse", "sse");
+}
+
+/// The same over long polling and `POST /send`.
+#[test]
+fn messages_subscriptions_and_sends_over_long_polling() {
+    basic_over("poll", "poll");
+}
+
+/// `basic.mjs` with `transport`; the server's handler must have seen one
+/// client, over `expected`.
+fn basic_over(transport: &str, expected: &str) {
     let Some(node) = Node::find() else { return };
     let board = Board::start(Config::default());
-    let out = Script::run(&node, "basic.mjs", &[board.port()]).finish();
-    assert!(out.contains("ok basic"), "{out}");
+    let out = Script::run(&node, "basic.mjs", &[board.port(), transport.into()]).finish();
+    assert!(out.contains(&format!("ok basic {expected}")), "{out}");
+    assert_eq!(board.transports(), [expected]);
     // What the script's commands did on the server's side.
     assert_eq!(
         board.running.hub.last_seq("news"),
@@ -66,6 +87,24 @@ fn messages_subscriptions_and_sends() {
 /// resumes each time, and ends with every message once, in order.
 #[test]
 fn resumes_gap_free_while_the_server_cuts() {
+    resume_over("auto", "websocket");
+}
+
+/// The same over Server-Sent Events: each new stream resumes from the
+/// cursor of the client's positions (`lastEventID`).
+#[test]
+fn resumes_gap_free_over_sse_while_the_server_cuts() {
+    resume_over("sse", "sse");
+}
+
+/// The same over long polling: each cut closes the session, whose next
+/// poll gets 404, and a new session resumes from the client's cursor.
+#[test]
+fn resumes_gap_free_over_long_polling_while_the_server_cuts() {
+    resume_over("poll", "poll");
+}
+
+fn resume_over(transport: &str, expected: &str) {
     const COUNT: u64 = 300;
     const CUTS: u64 = 4;
     let Some(node) = Node::find() else { return };
@@ -74,7 +113,12 @@ fn resumes_gap_free_while_the_server_cuts() {
     let script = Script::run(
         &node,
         "resume.mjs",
-        &[board.port(), COUNT.to_string(), CUTS.to_string()],
+        &[
+            board.port(),
+            COUNT.to_string(),
+            CUTS.to_string(),
+            transport.into(),
+        ],
     );
     wait_until(TIMEOUT, "the script subscribes", || {
         hub.subscribers("ticks") == 1
@@ -95,12 +139,112 @@ fn resumes_gap_free_while_the_server_cuts() {
     }
     assert_eq!(cut, CUTS);
     let out = script.finish();
-    assert!(out.contains("ok resume"), "{out}");
+    assert!(out.contains(&format!("ok resume {expected}")), "{out}");
     assert!(
         board.connections.load(Ordering::SeqCst) > CUTS as usize,
         "the server saw {} connections",
         board.connections.load(Ordering::SeqCst)
     );
+    let seen = board.transports();
+    assert!(
+        seen.iter().all(|t| *t == expected),
+        "every connection over {expected}: {seen:?}"
+    );
+}
+
+/// 150 topics of 60 characters over SSE, more than a request head may
+/// hold: the client puts what fits in the URL and subscribes the rest with
+/// `POST /send`; all are subscribed, and all resume after a cut.
+#[test]
+fn many_topics_over_sse() {
+    many_topics("sse");
+}
+
+/// The same over long polling.
+#[test]
+fn many_topics_over_long_polling() {
+    many_topics("poll");
+}
+
+fn many_topics(transport: &str) {
+    let Some(node) = Node::find() else { return };
+    let board = Board::start(Config::default());
+    let hub = board.running.hub.clone();
+    let script = Script::run(&node, "many.mjs", &[board.port(), transport.into()]);
+    assert_eq!(board.next_said(), "subscribed");
+    let names: Vec<String> = (0..150)
+        .map(|i| format!("{}{i:03}", "m".repeat(57)))
+        .collect();
+    let missing: Vec<&String> = names.iter().filter(|t| hub.subscribers(t) != 1).collect();
+    assert!(missing.is_empty(), "not subscribed: {missing:?}");
+    for sender in board.wait_for_connection() {
+        let _ = sender.close(CloseCode::AWAY, "cut by the test");
+    }
+    assert_eq!(board.next_said(), "resumed");
+    // The new link subscribed every topic again; the old one's are gone.
+    wait_until(TIMEOUT, "one subscriber per topic", || {
+        names.iter().all(|t| hub.subscribers(t) == 1)
+    });
+    assert_eq!(board.transports(), [transport, transport]);
+    hub.publish_text("go", "bye");
+    let out = script.finish();
+    assert!(out.contains(&format!("ok many {transport}")), "{out}");
+}
+
+/// `transport: "auto"` against a server that refuses every WebSocket
+/// upgrade (403): SSE at once, working as WebSocket would; after a cut,
+/// back on SSE without trying WebSocket again.
+#[test]
+fn falls_back_to_sse_when_upgrades_are_refused() {
+    fallback(Transports::default(), "sse");
+}
+
+/// The same with no SSE served either (a 404): long polling.
+#[test]
+fn falls_back_to_long_polling_when_sse_is_not_served_either() {
+    let mut transports = Transports::default();
+    transports.sse = None;
+    fallback(transports, "poll");
+}
+
+fn fallback(transports: Transports, expected: &str) {
+    let Some(node) = Node::find() else { return };
+    let board = Board::launch(
+        support::server(Config::default()).transports(transports),
+        Some(Door::shut(403)),
+    );
+    let script = Script::run(&node, "fallback.mjs", &[board.port(), expected.into()]);
+    assert_eq!(board.next_said(), "ready");
+    let fresh = board.wait_for_connection();
+    assert_eq!(fresh.len(), 1, "one client so far");
+    for sender in fresh {
+        let _ = sender.close(CloseCode::AWAY, "cut by the test");
+    }
+    assert_eq!(board.next_said(), "done");
+    let out = script.finish();
+    assert!(out.contains(&format!("ok fallback {expected}")), "{out}");
+    assert_eq!(
+        board.door.refused.load(Ordering::SeqCst),
+        1,
+        "one upgrade tried (and refused), none after the cut"
+    );
+    assert_eq!(board.transports(), [expected, expected]);
+    assert_eq!(board.running.hub.last_seq("fb"), 2);
+}
+
+/// `transport: "latest"`: GET /latest at an interval, read-only; only the
+/// latest message of each topic, the ones between polls flagged as a gap;
+/// `If-None-Match` answered 304.
+#[test]
+fn polls_the_latest_messages() {
+    let Some(node) = Node::find() else { return };
+    let board = Board::start(Config::default());
+    let out = Script::run(&node, "latest.mjs", &[board.port()]).finish();
+    assert!(out.contains("ok latest"), "{out}");
+    assert_eq!(board.running.hub.last_seq("lt"), 5);
+    // Only the publishing WebSocket client: pollers of /latest are no
+    // sessions.
+    assert_eq!(board.transports(), ["websocket"]);
 }
 
 /// Messages past the history window: the client reports the gap
@@ -121,7 +265,7 @@ fn reports_a_gap_past_the_history_and_backs_off() {
     }
     assert_eq!(board.next_said(), "have 3");
     // Shut the door, cut, publish past the history while it is out.
-    board.door.store(false, Ordering::SeqCst);
+    board.door.open.store(false, Ordering::SeqCst);
     for sender in board.senders.lock().unwrap().drain(..) {
         let _ = sender.close(CloseCode::AWAY, "cut by the test");
     }
@@ -132,72 +276,108 @@ fn reports_a_gap_past_the_history_and_backs_off() {
         hub.publish_text("small", &format!("s{seq}"));
     }
     wait_until(TIMEOUT, "5 refused attempts", || {
-        board.refused.load(Ordering::SeqCst) >= 5
+        board.door.refused.load(Ordering::SeqCst) >= 5
     });
-    board.door.store(true, Ordering::SeqCst);
+    board.door.open.store(true, Ordering::SeqCst);
     assert_eq!(board.next_said(), "have 23");
     hub.publish_text("small", "s24");
     let out = script.finish();
     assert!(out.contains("ok gap"), "{out}");
     assert_eq!(board.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(board.transports(), ["websocket", "websocket"]);
 }
 
 // ---------------------------------------------------------------------------
 // The server side.
 
 /// A running server whose handler obeys the scripts' commands, with what
-/// the tests need to see and steer: the senders of live connections, what
-/// the scripts said, and a door that can refuse upgrades.
+/// the tests need to see and steer: the senders of live connections, the
+/// transport of each, what the scripts said, and a door that can refuse
+/// upgrades.
 struct Board {
     running: Running,
     senders: Arc<Mutex<Vec<Sender>>>,
+    transports: Arc<Mutex<Vec<&'static str>>>,
     said: Mutex<mpsc::Receiver<String>>,
     said_all: Arc<Mutex<Vec<String>>>,
     connections: Arc<AtomicUsize>,
-    door: Arc<AtomicBool>,
+    door: Door,
+}
+
+/// Whether WebSocket upgrades are let in, how many were refused, and with
+/// what status.
+#[derive(Clone)]
+struct Door {
+    open: Arc<AtomicBool>,
     refused: Arc<AtomicUsize>,
+    status: u16,
+}
+
+impl Door {
+    fn open(status: u16) -> Door {
+        Door {
+            open: Arc::new(AtomicBool::new(true)),
+            refused: Arc::default(),
+            status,
+        }
+    }
+
+    fn shut(status: u16) -> Door {
+        let door = Door::open(status);
+        door.open.store(false, Ordering::SeqCst);
+        door
+    }
 }
 
 impl Board {
+    /// A server with every transport, upgrades let in.
     fn start(config: Config) -> Board {
-        Board::launch(support::server(config), None)
+        Board::launch(
+            support::server(config).transports(Transports::default()),
+            None,
+        )
     }
 
-    /// A server whose upgrades are refused (503) while `door` is false.
+    /// A server whose upgrades are refused (503) while the door is shut.
     fn start_with_door(config: Config) -> Board {
-        let door = Arc::new(AtomicBool::new(true));
-        let refused = Arc::new(AtomicUsize::new(0));
-        let (d, r) = (Arc::clone(&door), Arc::clone(&refused));
-        let server = support::server(config).on_upgrade(move |_| {
-            if d.load(Ordering::SeqCst) {
-                Ok(Accept::new())
-            } else {
-                r.fetch_add(1, Ordering::SeqCst);
-                Err(Response::text(503, "the door is shut"))
-            }
-        });
-        Board::launch(server, Some((door, refused)))
+        Board::launch(
+            support::server(config).transports(Transports::default()),
+            Some(Door::open(503)),
+        )
     }
 
-    fn launch(
-        server: boardcast::Server,
-        door: Option<(Arc<AtomicBool>, Arc<AtomicUsize>)>,
-    ) -> Board {
+    fn launch(server: boardcast::Server, door: Option<Door>) -> Board {
+        let server = match &door {
+            Some(door) => {
+                let door = door.clone();
+                server.on_upgrade(move |_| {
+                    if door.open.load(Ordering::SeqCst) {
+                        Ok(Accept::new())
+                    } else {
+                        door.refused.fetch_add(1, Ordering::SeqCst);
+                        Err(Response::text(door.status, "the door is shut"))
+                    }
+                })
+            }
+            None => server,
+        };
         // Without a door, one that stays open (and is never asked).
-        let (door, refused) =
-            door.unwrap_or_else(|| (Arc::new(AtomicBool::new(true)), Arc::default()));
+        let door = door.unwrap_or_else(|| Door::open(503));
         let senders = Arc::new(Mutex::new(Vec::new()));
+        let transports = Arc::new(Mutex::new(Vec::new()));
         let said_all = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
         let (tx, said) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let (s, all, n) = (
+        let (s, t, all, n) = (
             Arc::clone(&senders),
+            Arc::clone(&transports),
             Arc::clone(&said_all),
             Arc::clone(&connections),
         );
         let running = Running::start(server, move |client| {
             n.fetch_add(1, Ordering::SeqCst);
+            t.lock().unwrap().push(client.transport());
             s.lock().unwrap().push(client.sender());
             Board::handle(client, &|text| {
                 all.lock().unwrap().push(text.to_owned());
@@ -207,12 +387,17 @@ impl Board {
         Board {
             running,
             senders,
+            transports,
             said: Mutex::new(said),
             said_all,
             connections,
             door,
-            refused,
         }
+    }
+
+    /// The transport of every client the handler got, in order.
+    fn transports(&self) -> Vec<&'static str> {
+        self.transports.lock().unwrap().clone()
     }
 
     /// The handler: `pub <topic> <text>` and `pubbin <topic> <hex>`
@@ -417,7 +602,12 @@ impl Script {
             .unwrap_or_default();
         match status {
             Some(status) if status.success() => {
-                eprintln!("{} took {:?}", self.name, self.started.elapsed());
+                eprintln!(
+                    "{} took {:?}: {}",
+                    self.name,
+                    self.started.elapsed(),
+                    out.trim()
+                );
                 out
             }
             Some(status) => panic!(

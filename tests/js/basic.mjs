@@ -8,20 +8,26 @@
 //   "pubbin <topic> <hex>"    publish a binary message to <topic>
 //   anything else             answered "echo <text>" to this client alone
 // and echoes binary messages as they are. Commands and subscriptions go
-// over the one connection, so the server sees them in the order sent.
+// over the one connection (or, over SSE and long polling, one POST /send
+// after another), so the server sees them in the order sent.
 //
-//   node --experimental-websocket tests/js/basic.mjs <port>
+//   node --experimental-websocket tests/js/basic.mjs <port> [transport]
+//
+// transport: "auto" (the default, which must end up on WebSocket here),
+// "websocket", "sse" or "poll".
 
 import { boardcast, check, equal, until, limit, bytes, port } from "./harness.mjs";
 
 limit("basic", 30000);
+const transport = process.argv[3] || "auto";
+const using = transport === "auto" ? "websocket" : transport;
 
 // Loaded as an ES module import too: the same object, also on globalThis.
 const imported = await import("../../src/boardcast.js");
 check(imported.default === boardcast, "import gives module.exports");
 check(globalThis.boardcast === boardcast, "globalThis.boardcast is set");
 
-const bc = boardcast.connect(`http://127.0.0.1:${port()}/ws`, { topics: ["news", "bin"] });
+const bc = boardcast.connect(`http://127.0.0.1:${port()}/ws`, { topics: ["news", "bin"], transport });
 equal(bc.url, `ws://127.0.0.1:${port()}/ws`, "an http URL becomes ws");
 
 const statuses = [];
@@ -34,7 +40,8 @@ bc.on("message", (data, meta) => got.message.push({ data, meta }));
 bc.on("error", (e) => got.errors.push(e));
 
 await until("open", () => bc.state === "open");
-equal(statuses.map((s) => [s.state, s.transport]), [["connecting", "websocket"], ["open", "websocket"]], "statuses");
+equal(statuses.map((s) => [s.state, s.transport]), [["connecting", using], ["open", using]], "statuses");
+equal(bc.transport, using, "bc.transport");
 const epoch = statuses[1].epoch;
 check(/^[0-9a-f]{16}$/.test(epoch), "the epoch is 16 hex digits: " + epoch);
 equal(bc.epoch, epoch, "bc.epoch");
@@ -88,4 +95,4 @@ equal([bc.stats.messages, bc.stats.gaps, bc.stats.duplicates, bc.stats.connects,
 
 bc.close();
 equal(statuses.at(-1).state, "closed", "closed");
-console.log("ok basic " + JSON.stringify(bc.stats));
+console.log("ok basic " + using + " " + JSON.stringify(bc.stats));

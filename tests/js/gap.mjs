@@ -18,6 +18,9 @@ import { boardcast, check, equal, until, limit, port } from "./harness.mjs";
 limit("gap", 30000);
 
 const bc = boardcast.connect(`ws://127.0.0.1:${port()}/ws`, {
+  // The WebSocket's own backoff ("auto" would fall back to SSE while the
+  // upgrades are refused: tests/js/fallback.mjs).
+  transport: "websocket",
   topics: ["small"],
   backoff: { base: 10, cap: 80, resetAfter: 60000 },
   random: () => 0.999,

@@ -5,24 +5,31 @@
 // that it delivers exactly ticks 1..count, in order, each once, none
 // flagged as following a gap.
 //
-//   node --experimental-websocket tests/js/resume.mjs <port> <count> <cuts>
+//   node --experimental-websocket tests/js/resume.mjs <port> <count> <cuts> [transport]
+//
+// transport: "auto" (the default), "websocket", "sse" or "poll"; every
+// reconnect must stay on it.
 
 import { boardcast, check, equal, limit, port } from "./harness.mjs";
 
 limit("resume", 30000);
 const count = Number(process.argv[3]);
 const cuts = Number(process.argv[4]);
+const transport = process.argv[5] || "auto";
+const using = transport === "auto" ? "websocket" : transport;
 check(count > 0 && cuts > 0, "usage: resume.mjs <port> <count> <cuts>");
 
 const bc = boardcast.connect(`ws://127.0.0.1:${port()}/ws`, {
   topics: ["ticks"],
   backoff: { base: 20, cap: 200 },
+  transport,
 });
 const seqs = [];
 const notRecovered = [];
 let drops = 0;
 bc.on("status", (s) => {
   if (s.state === "connecting" && s.retryIn !== undefined) drops++;
+  if (s.state === "open" && s.transport !== using) check(false, `open over ${s.transport}, not ${using}`);
 });
 bc.on("ticks", (data, meta) => {
   if (data !== "tick " + meta.seq) check(false, `payload ${JSON.stringify(data)} at seq ${meta.seq}`);
@@ -39,5 +46,5 @@ bc.on("ticks", (data, meta) => {
   check(bc.stats.reconnects >= cuts, `reconnects ${bc.stats.reconnects} < cuts ${cuts}`);
   check(drops >= cuts, `connecting statuses after a drop: ${drops} < cuts ${cuts}`);
   bc.close();
-  console.log("ok resume " + JSON.stringify(Object.assign({ drops }, bc.stats)));
+  console.log("ok resume " + using + " " + JSON.stringify(Object.assign({ drops }, bc.stats)));
 });

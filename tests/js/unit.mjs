@@ -4,6 +4,8 @@
 // gaps, `r`, `u`, `e`, `d`, the send queue, the welcome deadline, close)
 // is checked deterministically, without a server. Also the backoff
 // function and URL resolution. Needs no WebSocket implementation.
+// unit_http.mjs goes on with the HTTP transports (SSE, long polling,
+// /latest) against a fake fetch and EventSource, and the fallback order.
 //
 //   node tests/js/unit.mjs
 
@@ -11,7 +13,7 @@ import { boardcast, check, equal, until, limit, bytes, uncaught, expectUncaught 
 
 limit("unit", 30000);
 
-// --- a fake WebSocket -------------------------------------------------------
+// --- a fake WebSocket (the later sections use fakes.mjs's) --------------------
 
 const sockets = [];
 
@@ -130,7 +132,7 @@ let threw = null;
   const real = globalThis.WebSocket;
   delete globalThis.WebSocket;
   try {
-    boardcast.connect("ws://127.0.0.1:1/ws");
+    boardcast.connect("ws://127.0.0.1:1/ws", { transport: "websocket" });
   } catch (e) {
     threw = e;
   }
@@ -160,6 +162,7 @@ check(threw instanceof TypeError, "an invalid topic name is refused");
   equal(ws.protocols, ["boardcast.v1"], "boardcast.v1 offered");
   equal(ws.binaryType, "arraybuffer", "binary as ArrayBuffer");
   equal(log.status.map((s) => [s.state, s.transport]), [["connecting", "websocket"]], "status connecting, over websocket");
+  equal(bc.transport, "websocket", "auto starts with websocket");
 
   ws.accept();
   equal(ws.take(), [], "nothing sent before the welcome");
@@ -316,6 +319,7 @@ check(threw instanceof TypeError, "an invalid topic name is refused");
   const before = sockets.length;
   const bc = boardcast.connect("ws://board.local/ws", {
     WebSocket: FakeWebSocket,
+    transport: "websocket", // "auto" would fall back to SSE (see below)
     random: () => 0,
     openTimeout: 30,
   });
@@ -361,5 +365,7 @@ check(threw instanceof TypeError, "an invalid topic name is refused");
   bc.close();
   equal(statuses, ["connecting", "open"], "the returned function removed the listener");
 }
+
+await import("./unit_http.mjs").then((m) => m.run({ recorder, E1, E2 }));
 
 console.log("ok unit");
