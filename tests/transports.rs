@@ -375,6 +375,17 @@ fn long_polls_are_held_until_a_message_and_lose_nothing_between_polls() {
         &format!("/poll?session={session}&after={cursor}"),
     );
     assert_eq!(status, 404);
+    // A page that goes away says so: its session ends at once.
+    let (_, other) = get_json(running.addr, "/poll?topics=t");
+    let other = other["session"].as_str().unwrap().to_string();
+    assert_eq!(post(running.addr, &other, "c"), 204);
+    let (transport, _) = handled
+        .recv_timeout(TIMEOUT)
+        .expect("the closed session ended");
+    assert_eq!(transport, "poll");
+    let (status, _) = get_json(running.addr, &format!("/poll?session={other}"));
+    assert_eq!(status, 404);
+
     // It comes back with its cursor: a new session, nothing lost.
     hub.publish_text("t", "5");
     let (_, back) = get_json(running.addr, &format!("/poll?topics=t&after={cursor}"));
@@ -426,6 +437,7 @@ fn polling_endpoints_keep_the_connection_alive() {
         let response = read_kept_response(&mut stream);
         assert_eq!(response.status, 200);
         assert_eq!(response.header("Connection"), Some("keep-alive"));
+        assert_eq!(response.header("Keep-Alive"), Some("timeout=9"));
     }
     // Two requests in one write (pipelined): two answers, in order.
     stream

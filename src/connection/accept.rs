@@ -340,7 +340,15 @@ impl<'c, S: Read + Write + Timeouts> Handshake<'c, S> {
     pub(crate) fn respond_and_keep(mut self, response: &Response) -> Result<(S, Vec<u8>), Error> {
         let mut out = Vec::new();
         let with_body = self.request().method() != "HEAD";
-        response.write_head_and_body(with_body, true, &mut out);
+        // Said a second short of what the next request's read allows, so
+        // that the client does not send on a connection about to close.
+        let idle = self
+            .config
+            .handshake_timeout
+            .as_secs()
+            .saturating_sub(1)
+            .max(1);
+        response.write_head_and_body(with_body, Some(idle), &mut out);
         write_all(&mut self.stream, &out)?;
         let used = (self.request().len() + self.body).min(self.filled);
         let rest = self.buf[used..self.filled].to_vec();

@@ -166,13 +166,18 @@ impl Response {
     /// Writes the response: status line, headers, `Content-Length`,
     /// `Connection: close`, and the body unless the request was `HEAD`.
     pub fn write(&self, with_body: bool, out: &mut Vec<u8>) {
-        self.write_head_and_body(with_body, false, out);
+        self.write_head_and_body(with_body, None, out);
     }
 
     /// Writes the response as [`write`](Self::write) does, but with
-    /// `Connection: keep-alive` when `keep_alive`: the connection serves
-    /// another request after it.
-    pub(crate) fn write_head_and_body(&self, with_body: bool, keep_alive: bool, out: &mut Vec<u8>) {
+    /// `Connection: keep-alive` when `keep_alive` says for how many
+    /// seconds the connection waits for another request after it.
+    pub(crate) fn write_head_and_body(
+        &self,
+        with_body: bool,
+        keep_alive: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(self.status.to_string().as_bytes());
         out.push(b' ');
@@ -185,11 +190,13 @@ impl Response {
         if self.status != 304 {
             write_header(out, "Content-Length", &self.body.len().to_string());
         }
-        write_header(
-            out,
-            "Connection",
-            if keep_alive { "keep-alive" } else { "close" },
-        );
+        match keep_alive {
+            Some(seconds) => {
+                write_header(out, "Connection", "keep-alive");
+                write_header(out, "Keep-Alive", &format!("timeout={seconds}"));
+            }
+            None => write_header(out, "Connection", "close"),
+        }
         out.extend_from_slice(b"\r\n");
         if with_body && self.status != 304 {
             out.extend_from_slice(&self.body);

@@ -126,6 +126,11 @@ pub(super) fn send(
             )
         }
     };
+    // `c`: the page ends its session (a long-poll page that goes away).
+    if message == Message::Text("c".into()) {
+        session.close();
+        return answer(handshake, &Response::new(204), keep_alive);
+    }
     let response = match session.deliver(message) {
         Ok(()) => Response::new(204),
         Err(Refused::Full) => {

@@ -14,8 +14,8 @@ use crate::handshake::Response;
 use crate::hub::Encoded;
 use crate::server::client::{Client, Via};
 use crate::server::http::{self, check_origin, not_allowed, Next};
-use crate::server::outbox::{Framing, Outbox};
-use crate::server::session::{Kind, Session};
+use crate::server::outbox::{Framing, Outbox, Wake};
+use crate::server::session::{Kind, Session, State};
 use crate::server::sse;
 use crate::server::task::Task;
 use crate::socket::{Io, Socket};
@@ -138,28 +138,30 @@ fn bump_refused(task: &Task) {
 /// answer if the client polls from before it (it was lost), then what its
 /// outbox holds, waiting for some up to the poll timeout if `hold`. `None`
 /// when the session is over.
+///
+/// One poll of a session is served at a time: a new one (the client's
+/// connection was cut, and it polled again) makes a held one give way
+/// without taking anything, so nothing is taken for a client that is gone.
 fn take(task: &Task, session: &Session, after: Option<String>, hold: bool) -> Option<String> {
     let outbox = &session.outbox;
     let deadline = Instant::now() + task.shared.transports().poll_timeout;
-    let mut events: Vec<Encoded> = {
+    let ticket = {
         let mut state = session.state();
         state.polling += 1;
-        // The last answer moved the cursor, and the client polls from
-        // before it: the answer was lost. (One that only carried messages
-        // for the session alone leaves the cursor as it was: those are sent
-        // at most once, as to a WebSocket.)
-        let lost =
-            after.is_some() && after == state.sent_after && after != Some(state.cursor.to_string());
-        let sent = std::mem::take(&mut state.sent);
-        if lost {
-            sent
-        } else {
-            Vec::new()
-        }
+        state.ticket += 1;
+        state.ticket
     };
-    if hold && events.is_empty() {
+    // An older poll still held gives way.
+    Wake::wake(session);
+    if hold {
         loop {
             let seen = session.generation();
+            {
+                let state = session.state();
+                if state.ticket != ticket || lost(&state, &after) {
+                    break;
+                }
+            }
             let stopping = task.shared.stopping.load(Ordering::Acquire);
             if !outbox.rx.is_empty() || outbox.is_closing() || session.is_closed() || stopping {
                 break;
@@ -169,21 +171,27 @@ fn take(task: &Task, session: &Session, after: Option<String>, hold: bool) -> Op
             }
         }
     }
-    while events.len() < MAX_EVENTS {
-        match outbox.try_take() {
-            Some(event) => events.push(event),
-            None => break,
-        }
-    }
-    outbox.notify_space();
     let mut state = session.state();
     state.polling -= 1;
     state.last_poll = Instant::now();
+    if state.ticket != ticket {
+        return Some(answer(task, session, &state.cursor.to_string(), &[]));
+    }
     if outbox.is_closing() && !state.closed {
         // Cut as too slow, or closed by its handler: it is over.
         drop(state);
         session.close();
         return None;
+    }
+    let mut events = match lost(&state, &after) {
+        true => std::mem::take(&mut state.sent),
+        false => Vec::new(),
+    };
+    while events.len() < MAX_EVENTS {
+        match outbox.try_take() {
+            Some(event) => events.push(event),
+            None => break,
+        }
     }
     for event in &events {
         if let Some(topic) = event.topic() {
@@ -191,6 +199,27 @@ fn take(task: &Task, session: &Session, after: Option<String>, hold: bool) -> Op
         }
     }
     let cursor = state.cursor.to_string();
+    let body = answer(task, session, &cursor, &events);
+    state.sent = events;
+    state.sent_after = after;
+    drop(state);
+    outbox.notify_space();
+    Some(body)
+}
+
+/// Whether the last answer was lost: it moved the cursor, and the client
+/// polls from before it. (One that only carried messages for the session
+/// alone leaves the cursor as it was: those are sent at most once, as to a
+/// WebSocket.)
+fn lost(state: &State, after: &Option<String>) -> bool {
+    !state.sent.is_empty()
+        && after.is_some()
+        && *after == state.sent_after
+        && *after != Some(state.cursor.to_string())
+}
+
+/// The answer's JSON.
+fn answer(task: &Task, session: &Session, cursor: &str, events: &[Encoded]) -> String {
     let mut body = String::with_capacity(128 + events.len() * 64);
     body.push_str("{\"session\":\"");
     body.push_str(&session.id);
@@ -202,10 +231,8 @@ fn take(task: &Task, session: &Session, after: Option<String>, hold: bool) -> Op
         if i > 0 {
             body.push(',');
         }
-        body.push_str(std::str::from_utf8(outbox.bytes(event)).unwrap_or("null"));
+        body.push_str(std::str::from_utf8(session.outbox.bytes(event)).unwrap_or("null"));
     }
     body.push_str("]}");
-    state.sent = events;
-    state.sent_after = after;
-    Some(body)
+    body
 }

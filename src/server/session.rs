@@ -57,6 +57,9 @@ pub(crate) struct State {
     /// Long polling: when the last poll ended, and how many are held now.
     pub(crate) last_poll: Instant,
     pub(crate) polling: usize,
+    /// Long polling: the number of the latest poll; an older one held
+    /// gives way to it.
+    pub(crate) ticket: u64,
     /// Long polling: the last answer's events (sent again if the client
     /// polls from before it: the answer was lost), and the cursors before
     /// and after it.
@@ -98,6 +101,7 @@ impl Session {
                 closed: false,
                 last_poll: Instant::now(),
                 polling: 0,
+                ticket: 0,
                 sent: Vec::new(),
                 sent_after: None,
                 cursor,
