@@ -557,12 +557,11 @@ fn shutdown_ends_streams_and_held_polls() {
     let addr = running.addr;
     // What the held poll gets: its answer, or the connection cut by the
     // shutdown; either way, at once.
+    let mut stream = tcp(addr);
+    let request =
+        format!("GET /poll?session={session}&after={cursor} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let held = bounded("held poll", move || {
-        let mut stream = tcp(addr);
-        let request = format!(
-            "GET /poll?session={session}&after={cursor} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).unwrap();
         let mut answer = Vec::new();
         let ended = stream.read_to_end(&mut answer);
         (ended.is_ok(), answer.len())
