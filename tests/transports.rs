@@ -579,3 +579,37 @@ fn shutdown_ends_streams_and_held_polls() {
     transports.sort();
     assert_eq!(transports, ["poll", "sse"]);
 }
+
+#[test]
+fn sessions_count_against_the_connection_cap() {
+    let config = Config::default().max_connections(3);
+    let (running, _) = start(config, quick());
+    // Two long-poll sessions, and the connection of the third request.
+    for _ in 0..2 {
+        let (status, _) = get_json(running.addr, "/poll?topics=t");
+        assert_eq!(status, 200);
+    }
+    let (status, _) = get_json(running.addr, "/poll?topics=t");
+    assert_eq!(status, 503);
+}
+
+#[test]
+fn a_body_that_never_comes_is_cut_at_the_request_deadline() {
+    let config = Config::default().handshake_timeout(Duration::from_millis(500));
+    let (running, _) = start(config, quick());
+    let (_, first) = get_json(running.addr, "/poll?topics=t");
+    let session = first["session"].as_str().unwrap().to_string();
+    let mut stream = tcp(running.addr);
+    let head = format!(
+        "POST /send?session={session} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nd\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // No answer, and the connection ends (within the test's read timeout).
+    let mut rest = Vec::new();
+    let ended = stream.read_to_end(&mut rest);
+    assert!(
+        ended.is_ok(),
+        "the server did not end the connection: {ended:?}"
+    );
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
