@@ -418,24 +418,41 @@ impl Outbox {
     /// client reads is slowed down, not buffered without bound. Gives up
     /// after `timeout`. The writer thread sends it.
     pub(crate) fn send(&self, frame: Encoded, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
         let len = self.bytes(&frame).len();
         let mut frame = Some(frame);
-        // Counted from before the first look for room, so that a frame
-        // taken meanwhile notifies: no wake-up is lost. Under the lock, which
-        // a drop-oldest publisher holds to evict, so it never evicts ours.
-        let mut pending = self.pending();
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let queued = loop {
-            if self.is_closing() {
-                break false;
-            }
+        // Tried under the lock a drop-oldest publisher holds to evict, so it
+        // never evicts ours.
+        let queued = self.wait_for(timeout, || {
             let queued = self.queued_bytes.load(Ordering::SeqCst);
             if queued == 0 || queued + len <= self.max_bytes {
                 match self.try_push(frame.take().expect("not queued yet"), Kind::Direct) {
-                    Ok(()) => break true,
+                    Ok(()) => return true,
                     Err(back) => frame = Some(back),
                 }
+            }
+            false
+        });
+        if queued {
+            self.wake();
+        }
+        queued
+    }
+
+    /// Waits until `ready` (tried under the lock a drop-oldest publisher
+    /// holds to evict, and again each time frames are taken) holds, at most
+    /// `timeout`; false if it did not, or the client is closing.
+    fn wait_for(&self, timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        // Counted from before the first try, so that a frame taken
+        // meanwhile notifies: no wake-up is lost.
+        let mut pending = self.pending();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let done = loop {
+            if self.is_closing() {
+                break false;
+            }
+            if ready() {
+                break true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -449,10 +466,7 @@ impl Outbox {
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         drop(pending);
-        if queued {
-            self.wake();
-        }
-        queued
+        done
     }
 
     /// Wakes handlers waiting in [`send`](Self::send) for room; called after
@@ -793,28 +807,9 @@ impl Outbox {
     /// again without reading is slowed down, not buffered without bound.
     /// Returns false if they still do, or the client is closing.
     pub(crate) fn wait_for_replay_room(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut pending = self.pending();
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let room = loop {
-            if self.is_closing() {
-                break false;
-            }
-            if self.unbounded_bytes.load(Ordering::SeqCst) < self.max_bytes {
-                break true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
-            }
-            pending = self
-                .space
-                .wait_timeout(pending, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        room
+        self.wait_for(timeout, || {
+            self.unbounded_bytes.load(Ordering::SeqCst) < self.max_bytes
+        })
     }
 }
 

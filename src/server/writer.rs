@@ -140,80 +140,56 @@ impl Writer {
             }
 
             let now = self.shared.millis();
-            if events {
-                control.clear();
-                if let Some(interval) = self.config.ping_interval {
-                    if now.saturating_sub(last_beat) >= interval.as_millis() as u64 {
-                        if self.peer_left() {
-                            outbox.release_wire(wire);
-                            return End::Write(io::ErrorKind::ConnectionReset.into());
-                        }
-                        control.extend_from_slice(sse::HEARTBEAT);
-                        last_beat = now;
+            control.clear();
+            let close_at = if events {
+                // An SSE stream: a heartbeat when due, after a look for a
+                // client that left; no pongs or pings, and no close frame.
+                let due = self
+                    .config
+                    .ping_interval
+                    .is_some_and(|i| now.saturating_sub(last_beat) >= i.as_millis() as u64);
+                if due {
+                    if self.peer_left() {
+                        outbox.release_wire(wire);
+                        return End::Write(io::ErrorKind::ConnectionReset.into());
+                    }
+                    control.extend_from_slice(sse::HEARTBEAT);
+                    last_beat = now;
+                }
+                control.len()
+            } else {
+                // Keepalive: anything received since our ping answers it.
+                let last = self.link.last_received.load(Ordering::Relaxed);
+                if ping_sent.is_some_and(|sent| last >= sent) {
+                    ping_sent = None;
+                }
+                if let Some(sent) = ping_sent {
+                    if now.saturating_sub(sent) >= self.config.pong_timeout.as_millis() as u64 {
+                        outbox.release_wire(wire);
+                        return End::Unresponsive;
                     }
                 }
-                outbox.notify_space();
-                let unsent = std::mem::take(&mut wire.unsent);
-                let delivered = unsent
-                    .iter()
-                    .chain(&batch)
-                    .chain(&latest)
-                    .filter(|f| f.topic().is_some())
-                    .count();
-                let parts = Parts {
-                    unsent: &unsent,
-                    offset: std::mem::take(&mut wire.offset),
-                    pings: &control,
-                    batch: &batch,
-                    latest: &latest,
-                    closing: &[],
-                };
-                let written = self.write(&parts);
-                outbox.release_wire(wire);
-                if let Err(e) = written {
-                    return End::Write(e);
-                }
-                batch.clear();
-                bump_by(&self.shared.counters.delivered, delivered);
-                // Closed (by the handler, a shutdown, a slow-consumer cut):
-                // what was queued before is out; the stream ends.
-                if close.is_some() || (reader_done && outbox.rx.is_empty()) {
-                    return End::Done;
-                }
-                continue;
-            }
 
-            // Keepalive: anything received since our ping answers it.
-            let last = self.link.last_received.load(Ordering::Relaxed);
-            if ping_sent.is_some_and(|sent| last >= sent) {
-                ping_sent = None;
-            }
-            if let Some(sent) = ping_sent {
-                if now.saturating_sub(sent) >= self.config.pong_timeout.as_millis() as u64 {
-                    outbox.release_wire(wire);
-                    return End::Unresponsive;
+                // Pongs and pings were owed before our close, if one is made:
+                // they go ahead of it in this write.
+                let outbound = &outbox.outbound;
+                if let Some(payload) = &pong {
+                    outbound
+                        .encode(OpCode::Pong, payload)
+                        .write_to(&mut control);
                 }
-            }
-
-            // Pongs and pings were owed before our close, if one is made:
-            // they go ahead of it in this write.
-            control.clear();
-            let outbound = &outbox.outbound;
-            if let Some(payload) = &pong {
-                outbound
-                    .encode(OpCode::Pong, payload)
-                    .write_to(&mut control);
-            }
-            if let (None, Some(interval)) = (ping_sent, self.config.ping_interval) {
-                if now.saturating_sub(last) >= interval.as_millis() as u64 && close.is_none() {
-                    outbound.encode(OpCode::Ping, b"").write_to(&mut control);
-                    ping_sent = Some(now);
+                if let (None, Some(interval)) = (ping_sent, self.config.ping_interval) {
+                    if now.saturating_sub(last) >= interval.as_millis() as u64 && close.is_none() {
+                        outbound.encode(OpCode::Ping, b"").write_to(&mut control);
+                        ping_sent = Some(now);
+                    }
                 }
-            }
-            let close_at = control.len();
-            if let Some(frame) = &close {
-                frame.write_to(&mut control);
-            }
+                let close_at = control.len();
+                if let Some(frame) = &close {
+                    frame.write_to(&mut control);
+                }
+                close_at
+            };
             outbox.notify_space();
             let (pings, closing) = control.split_at(close_at);
             let unsent = std::mem::take(&mut wire.unsent);
@@ -238,6 +214,14 @@ impl Writer {
             }
             batch.clear();
             bump_by(&self.shared.counters.delivered, delivered);
+            if events {
+                // Closed (by the handler, a shutdown, a slow-consumer cut):
+                // what was queued before is out; the stream ends.
+                if close.is_some() || (reader_done && outbox.rx.is_empty()) {
+                    return End::Done;
+                }
+                continue;
+            }
             if close.is_some() {
                 close_sent_at = Some(Instant::now());
                 if reader_done {
