@@ -14,14 +14,14 @@ mod support;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use boardcast::{Config, Message, Response, Transports};
+use boardcast::{Config, Response, Transports};
 use serde_json::{json, Value};
-use support::{chromium, init_logging, num, Browser, Process, Running, TempDir, POLL, WAIT};
+use support::{
+    chromium, echo_over, init_logging, num, Browser, Process, Running, TempDir, Ticker, POLL, WAIT,
+};
 
 const PAGE: &str = r#"<!doctype html>
 <meta charset="utf-8">
@@ -82,25 +82,8 @@ fn behind_a_proxy_that_refuses_websockets_the_page_falls_back_to_sse() {
             "/" => Response::html(PAGE),
             _ => Response::text(404, "not found"),
         });
-    let running = Running::start(server, |mut client| {
-        while let Ok(Some(message)) = client.recv() {
-            if let Message::Text(text) = message {
-                let _ = client.send_text(&format!("echo {text} over {}", client.transport()));
-            }
-        }
-    });
-    let hub = running.hub.clone();
-    let publishing = Arc::new(AtomicBool::new(true));
-    let publisher = {
-        let publishing = Arc::clone(&publishing);
-        thread::spawn(move || {
-            let start = Instant::now();
-            while publishing.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
-                hub.publish_text("counter", "tick");
-                thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let running = Running::start(server, echo_over);
+    let ticker = Ticker::start(&running.hub, "counter", Duration::from_millis(20));
     let proxy = Nginx::start(&nginx, running.addr.port());
 
     let mut browser = Browser::launch(&chromium);
@@ -122,8 +105,7 @@ fn behind_a_proxy_that_refuses_websockets_the_page_falls_back_to_sse() {
     });
     let seqs: Vec<u64> = state["seqs"].as_array().unwrap().iter().map(num).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-    publishing.store(false, Ordering::Relaxed);
-    publisher.join().unwrap();
+    ticker.stop();
 
     // nginx refused the upgrade, and passed the page's POST (the stream
     // itself is logged when it ends).

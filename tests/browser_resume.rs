@@ -17,14 +17,13 @@ mod support;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use boardcast::{Config, Message, Response, Transports};
+use boardcast::{Config, Response, Transports};
 use serde_json::{json, Value};
-use support::{chromium, init_logging, num, Browser, Running};
+use support::{chromium, echo_over, init_logging, num, Browser, Running, Ticker};
 
 /// How many times the proxy drops the page's connections, per transport.
 const CUTS: u64 = 3;
@@ -80,31 +79,11 @@ fn resumes_on(browser: &mut Browser, transport: &str) {
             "/" => Response::html(PAGE),
             _ => Response::text(404, "not found"),
         });
-    let running = Running::start(server, |mut client| {
-        while let Ok(Some(message)) = client.recv() {
-            if let Message::Text(text) = message {
-                let _ = client.send_text(&format!("echo {text} over {}", client.transport()));
-            }
-        }
-    });
+    let running = Running::start(server, echo_over);
     let proxy = Proxy::start(running.addr);
 
     // 100 messages a second, for as long as the test runs (bounded).
-    let hub = running.hub.clone();
-    let publishing = Arc::new(AtomicBool::new(true));
-    let publisher = {
-        let publishing = Arc::clone(&publishing);
-        thread::spawn(move || {
-            let start = Instant::now();
-            let mut seq = 0;
-            while publishing.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
-                seq = hub.last_seq("counter") + 1;
-                hub.publish_text("counter", &format!("n{seq}"));
-                thread::sleep(Duration::from_millis(10));
-            }
-            seq
-        })
-    };
+    let ticker = Ticker::start(&running.hub, "counter", Duration::from_millis(10));
 
     let mut page = browser.new_page();
     page.watch("window.state ?? null");
@@ -137,8 +116,7 @@ fn resumes_on(browser: &mut Browser, transport: &str) {
                 .is_some_and(|e| e.iter().any(|m| m == echo.as_str()))
         });
     }
-    publishing.store(false, Ordering::Relaxed);
-    let last = publisher.join().unwrap();
+    let last = ticker.stop();
     let state = page.wait_for("the last message", |s| {
         s["seqs"].as_array().and_then(|a| a.last()).map(num) == Some(last)
     });

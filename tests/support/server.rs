@@ -224,3 +224,63 @@ pub fn assert_served(addr: SocketAddr) {
     assert_eq!(next_text(&mut ws), "still served");
     close(ws);
 }
+
+/// A handler that answers each text message with `echo <text> over
+/// <transport>`, whatever the client's transport.
+pub fn echo_over(mut client: Client) {
+    while let Ok(Some(message)) = client.recv() {
+        if let Message::Text(text) = message {
+            let _ = client.send_text(&format!("echo {text} over {}", client.transport()));
+        }
+    }
+}
+
+/// Publishes `n<seq>` to a topic every `period`, on a thread of its own,
+/// until stopped (two minutes at most): the load of the browser tests.
+pub struct Ticker {
+    running: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Ticker {
+    pub fn start(hub: &Hub, topic: &'static str, period: Duration) -> Ticker {
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (hub, flag) = (hub.clone(), Arc::clone(&running));
+        let thread = thread::Builder::new()
+            .name("test-ticker".into())
+            .spawn(move || {
+                let start = Instant::now();
+                let mut seq = 0;
+                while flag.load(std::sync::atomic::Ordering::Relaxed)
+                    && start.elapsed() < Duration::from_secs(120)
+                {
+                    seq = hub.last_seq(topic) + 1;
+                    hub.publish_text(topic, &format!("n{seq}"));
+                    // Pacing the load, not waiting for anything.
+                    thread::sleep(period);
+                }
+                seq
+            })
+            .expect("spawn the ticker");
+        Ticker {
+            running,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; returns the last sequence number published.
+    pub fn stop(mut self) -> u64 {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map_or(0, |t| t.join().expect("the ticker panicked"))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
