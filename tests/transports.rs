@@ -594,6 +594,21 @@ fn sessions_count_against_the_connection_cap() {
 }
 
 #[test]
+fn sessions_count_against_the_cap_per_address() {
+    let config = Config::default()
+        .limit_loopback(true)
+        .max_connections_per_ip(3);
+    let (running, _) = start(config, quick());
+    // The request's own connection and two sessions make three.
+    for _ in 0..2 {
+        let (status, _) = get_json(running.addr, "/poll?topics=t");
+        assert_eq!(status, 200);
+    }
+    let (status, _) = get_json(running.addr, "/poll?topics=t");
+    assert_eq!(status, 503);
+}
+
+#[test]
 fn a_body_that_never_comes_is_cut_at_the_request_deadline() {
     let config = Config::default().handshake_timeout(Duration::from_millis(500));
     let (running, _) = start(config, quick());

@@ -16,6 +16,7 @@ use crate::server::client::{Client, Via};
 use crate::server::http::{self, check_origin, not_allowed, Next};
 use crate::server::outbox::{Framing, Outbox, Wake};
 use crate::server::session::{Kind, Session, State};
+use crate::server::shared::IpKey;
 use crate::server::sse;
 use crate::server::task::Task;
 use crate::socket::{Io, Socket};
@@ -79,8 +80,17 @@ fn open(task: &Task, request: &crate::handshake::Request<'_>) -> Result<Arc<Sess
     let (topics, cursor) = sse::wanted(request)?;
     let shared = &task.shared;
     let config = &task.config;
-    let open = shared.connections().len() + shared.sessions.polling();
-    if open >= config.max_connections {
+    // Each session costs a thread (its handler's): the cap on connections,
+    // and on connections from one address, counts them.
+    let ip = task.peer.ip();
+    let limited = config.limit_loopback || !ip.to_canonical().is_loopback();
+    let (polling, from_ip) = shared.sessions.polling(limited.then_some(ip));
+    let (open, open_from_ip) = {
+        let connections = shared.connections();
+        (connections.len(), connections.count_of(IpKey::of(ip)))
+    };
+    let full = open + polling >= config.max_connections;
+    if full || (limited && open_from_ip + from_ip >= config.max_connections_per_ip) {
         bump_refused(task);
         return Err(Response::text(503, "too many clients\n").header("Retry-After", "1"));
     }
@@ -96,7 +106,7 @@ fn open(task: &Task, request: &crate::handshake::Request<'_>) -> Result<Arc<Sess
     if cursor.epoch == shared.hub.epoch() {
         start.positions = cursor.positions.clone();
     }
-    let session = Session::new(Kind::Poll, request, Arc::clone(&outbox), start);
+    let session = Session::new(Kind::Poll, ip, request, Arc::clone(&outbox), start);
     shared.sessions.insert(&session);
     shared.counters.clients.fetch_add(1, Ordering::Relaxed);
     log::debug!("long-poll session {} for {}", session.id, task.peer);

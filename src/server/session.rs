@@ -7,6 +7,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,6 +32,8 @@ pub(crate) struct Session {
     pub(crate) outbox: Arc<Outbox>,
     inbox_tx: Mutex<Option<Sender<Message>>>,
     inbox: Receiver<Message>,
+    /// The address of the client that opened it.
+    pub(crate) peer: Option<IpAddr>,
     /// The request that opened it.
     head: Vec<u8>,
     parts: Parts,
@@ -82,6 +85,7 @@ impl Session {
     /// from `cursor`.
     pub(crate) fn new(
         kind: Kind,
+        peer: IpAddr,
         request: &Request<'_>,
         outbox: Arc<Outbox>,
         cursor: Cursor,
@@ -94,6 +98,7 @@ impl Session {
             inbox_tx: Mutex::new(Some(tx)),
             inbox,
             parts: request.parts(),
+            peer: Some(peer.to_canonical()),
             head,
             kind,
             state: Mutex::new(State {
@@ -227,10 +232,17 @@ impl Sessions {
         self.map().remove(id);
     }
 
-    /// How many long-poll sessions there are (an SSE session is counted as
-    /// its stream's connection).
-    pub(crate) fn polling(&self) -> usize {
-        self.map().values().filter(|s| s.kind == Kind::Poll).count()
+    /// How many long-poll sessions there are, in all and from `ip` (an SSE
+    /// session is counted as its stream's connection).
+    pub(crate) fn polling(&self, ip: Option<IpAddr>) -> (usize, usize) {
+        let map = self.map();
+        let polls = map.values().filter(|s| s.kind == Kind::Poll);
+        let (mut all, mut from) = (0, 0);
+        for session in polls {
+            all += 1;
+            from += usize::from(ip.is_some() && session.peer == ip.map(|ip| ip.to_canonical()));
+        }
+        (all, from)
     }
 
     /// Every session, to close them at shutdown.

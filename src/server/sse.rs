@@ -52,7 +52,13 @@ pub(super) fn start(
     let shared = &task.shared;
     let outbox = Arc::clone(&task.outbox);
     outbox.set_framing(Framing::EventStream);
-    let session = Session::new(Kind::Stream, &request, Arc::clone(&outbox), cursor.clone());
+    let session = Session::new(
+        Kind::Stream,
+        task.peer.ip(),
+        &request,
+        Arc::clone(&outbox),
+        cursor.clone(),
+    );
     let mut head = HEAD.to_vec();
     head.extend_from_slice(sse::RETRY);
     head.extend_from_slice(&sse::notice(&Notice::Welcome {
