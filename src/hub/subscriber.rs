@@ -137,7 +137,9 @@ struct FormNode {
     next: OnceLock<Box<FormNode>>,
 }
 
-/// How many other forms a message may have (see [`Form`]).
+/// How many other forms a message may have (see [`Form`]). The slots in
+/// use: 0 the `boardcast.v1` envelope, 1 the SSE event, 2 the long-poll
+/// JSON (`wire`), 3 to 6 the permessage-deflate frames (`server/forms.rs`).
 const FORMS: usize = 7;
 
 /// Another way to write a published message on the wire, made from it at
