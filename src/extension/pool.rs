@@ -15,25 +15,23 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use zlib_rs::{Deflate, DeflateConfig, Inflate};
 
 /// How many compressors, and how many decompressors, a process holds at
-/// most outside the connections that keep a context: as many as it has
-/// cores, at least 2 and at most 4. A thread that needs one while all are
-/// in use waits for one (they are held only while a message is
-/// compressed or restored, never while waiting for anything), so a burst
-/// of many connections reuses the same few instead of making one each. A
-/// compressor is about 140-260 KiB, depending on the window and
-/// `memLevel`; a decompressor 42 KiB.
+/// most outside the connections that keep a context: 4, the cores of the
+/// larger boards (more at once would not compress faster). A thread that
+/// needs one while all are in use waits for one (they are held only while
+/// a message is compressed or restored, never while waiting for
+/// anything), so a burst of many connections reuses the same few instead
+/// of making one each. A compressor is about 140-260 KiB, depending on
+/// the window and `memLevel`; a decompressor 42 KiB. (A fixed number: the
+/// core names no threads, so it does not ask how many cores there are.)
+const LIMIT: usize = 4;
+
 fn limit() -> usize {
-    static LIMIT: OnceLock<usize> = OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .clamp(2, 4)
-    })
+    LIMIT
 }
 
 /// The LZ77 window a decompressor is made with: the largest, because
