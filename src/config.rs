@@ -205,8 +205,9 @@ pub struct Config {
     /// this says: a published message is compressed once and the same
     /// frame goes to every subscriber, and a client's frames are made on
     /// several threads. The client's context ([`ContextTakeover::Client`])
-    /// costs a decompressor per connection, about 7 KiB plus the window of
-    /// [`deflate_window_bits`](Config#structfield.deflate_window_bits);
+    /// costs a decompressor per connection, about 42 KiB (zlib-rs
+    /// allocates a 32 KiB window whatever
+    /// [`deflate_window_bits`](Config#structfield.deflate_window_bits));
     /// the server's ([`ContextTakeover::Both`], for [`accept`](crate::accept)
     /// only) a compressor per connection, over 130 KiB (zlib-rs's hash
     /// table alone is 128 KiB whatever the `memLevel`).

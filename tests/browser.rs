@@ -5,7 +5,10 @@
 //! live readings arrive and the charts redraw, that the page's controls
 //! work (pause: silence; resume; a new rate, kept), that `/latest` answers,
 //! and that the page reconnects by itself after the server is killed and
-//! started again on the same port. It saves screenshots of a desktop
+//! started again on the same port; with the `deflate` feature, that
+//! Chromium and the dashboard agreed to permessage-deflate (the handshake
+//! response's `Sec-WebSocket-Extensions`, read over DevTools), and without
+//! it that they agreed to no extension. It saves screenshots of a desktop
 //! and a phone viewport to `target/dashboard.png` and
 //! `target/dashboard-phone.png`.
 //!
@@ -30,6 +33,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::{chromium, num, target_dir, Browser, Process, POLL, WAIT};
 
+/// The DevTools event with a WebSocket's opening handshake response.
+const HANDSHAKE_RESPONSE: &str = "Network.webSocketHandshakeResponseReceived";
+
 /// The example's default sample rate, and the slower rate the test picks.
 const RATE: u64 = 10;
 const SLOW: u64 = 2;
@@ -45,10 +51,35 @@ fn dashboard_in_a_browser() {
     let (mut server, port) = start_dashboard(&example, 0);
     let mut browser = Browser::launch(&chromium);
     let mut page = browser.new_page();
+    // The opening handshake's response, as Chromium received it.
+    page.record(HANDSHAKE_RESPONSE);
+    page.call("Network.enable", json!({}));
     page.call(
         "Page.navigate",
         json!({ "url": format!("http://127.0.0.1:{port}/") }),
     );
+
+    // permessage-deflate: Chromium offers it, and the dashboard agrees
+    // when built with the `deflate` feature (on by default then), and
+    // only then.
+    let handshake = page.event(HANDSHAKE_RESPONSE);
+    page.call("Network.disable", json!({}));
+    assert_eq!(handshake["response"]["status"], 101, "{handshake:#}");
+    let extensions = handshake["response"]["headers"]
+        .as_object()
+        .expect("response headers")
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .and_then(|(_, value)| value.as_str());
+    if cfg!(feature = "deflate") {
+        let agreed = extensions.unwrap_or_else(|| panic!("no extension agreed: {handshake:#}"));
+        assert!(
+            agreed.starts_with("permessage-deflate"),
+            "agreed to {agreed:?}, not permessage-deflate"
+        );
+    } else {
+        assert_eq!(extensions, None, "an extension without the feature");
+    }
 
     // Live readings arrive; each card shows a value; the charts redraw.
     let state = page.wait_for("live readings and chart redraws", |s| {
@@ -184,6 +215,11 @@ fn example_binary() -> PathBuf {
     build
         .args(["build", "--quiet", "--example", "dashboard"])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // With this test's features: `cargo test --features deflate` then
+    // reuses the library it built, and the page negotiates compression.
+    if cfg!(feature = "deflate") {
+        build.args(["--features", "deflate"]);
+    }
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
         Some("release") => {

@@ -34,7 +34,7 @@ use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
 use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::extension::negotiate::Params;
-use crate::extension::pool::{Key, DEFLATERS};
+use crate::extension::pool::{self, Key, DEFLATERS};
 use crate::extension::{Encoder, Extension};
 
 /// RSV1, the bit permessage-deflate gives meaning to (§6).
@@ -85,6 +85,30 @@ impl Inflater {
     }
 }
 
+impl Inflater {
+    /// The decompressor to keep for the next message, after one that
+    /// restored `out` and `ended` its stream or not.
+    fn continued(
+        &self,
+        mut inflate: Inflate,
+        out: &[u8],
+        ended: bool,
+    ) -> Result<Inflate, ProtocolError> {
+        if ended {
+            // The sender ended its stream with a final block (§7.2.3.4
+            // allows it) and starts a new one, which may still refer to
+            // what came before: the decompressor, reset, given the last
+            // window of output as its dictionary.
+            inflate.reset(false);
+            let window = 1usize << self.window_bits;
+            inflate
+                .set_dictionary(&out[out.len().saturating_sub(window)..])
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        }
+        Ok(inflate)
+    }
+}
+
 impl Extension for Inflater {
     fn rsv(&self) -> u8 {
         RSV1
@@ -96,27 +120,18 @@ impl Extension for Inflater {
         payload: Vec<u8>,
         max_size: usize,
     ) -> Result<Vec<u8>, ProtocolError> {
-        let mut inflate = self
-            .kept
-            .take()
-            .unwrap_or_else(|| Inflate::new(false, self.window_bits));
+        // The kept decompressor, or one from the pool (given back, reset,
+        // after the message, unless the client's context is to be kept).
+        let Some(mut inflate) = self.kept.take() else {
+            let mut taken = pool::take_inflate();
+            let (out, ended) = inflate_message(&mut taken, &payload, max_size)?;
+            if self.takeover {
+                self.kept = Some(self.continued(taken.keep(), &out, ended)?);
+            }
+            return Ok(out);
+        };
         let (out, ended) = inflate_message(&mut inflate, &payload, max_size)?;
-        if self.takeover {
-            self.kept = Some(if ended {
-                // The sender ended its stream with a final block (§7.2.3.4
-                // allows it) and starts a new one, which may still refer
-                // to what came before: a fresh decompressor given the last
-                // window of output as its dictionary.
-                let mut fresh = Inflate::new(false, self.window_bits);
-                let window = 1usize << self.window_bits;
-                fresh
-                    .set_dictionary(&out[out.len().saturating_sub(window)..])
-                    .map_err(|_| ProtocolError::InvalidCompressedData)?;
-                fresh
-            } else {
-                inflate
-            });
-        }
+        self.kept = Some(self.continued(inflate, &out, ended)?);
         Ok(out)
     }
 }
@@ -236,10 +251,7 @@ impl Encoder for Deflater {
             return None;
         }
         let Some(kept) = &self.kept else {
-            let mut deflate = DEFLATERS.take(self.key);
-            let compressed = deflate_message(&mut deflate, payload);
-            deflate.reset();
-            DEFLATERS.give(self.key, deflate);
+            let compressed = deflate_message(&mut DEFLATERS.take(self.key, Key::make), payload);
             // Threshold 0: every message compressed, shrinking or not.
             return compressed
                 .filter(|c| c.len() < payload.len() || self.threshold == 0)
@@ -249,6 +261,7 @@ impl Encoder for Deflater {
         // are made (a connection's writes are serialized), so the peer's
         // window follows ours.
         let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+        // Its own, for the connection's lifetime: not the pool's.
         let deflate = kept.get_or_insert_with(|| self.key.make());
         match deflate_message(deflate, payload) {
             Some(compressed) => Some((RSV1, compressed)),
@@ -280,10 +293,7 @@ pub fn compress_shared(payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
         window_bits: window_bits.clamp(9, 15),
         mem_level: 5,
     };
-    let mut deflate = DEFLATERS.take(key);
-    let compressed = deflate_message(&mut deflate, payload);
-    deflate.reset();
-    DEFLATERS.give(key, deflate);
+    let compressed = deflate_message(&mut DEFLATERS.take(key, Key::make), payload);
     SHARED.fetch_add(1, Ordering::Relaxed);
     compressed.filter(|c| c.len() < payload.len())
 }

@@ -236,6 +236,10 @@ pub struct Page {
     next_id: u64,
     /// The expression [`state`](Self::state) evaluates.
     state: &'static str,
+    /// The events [`record`](Self::record) asked for, as they arrived and
+    /// until [`event`](Self::event) takes them; other events are skipped.
+    recorded: Vec<&'static str>,
+    events: Vec<(&'static str, Value)>,
 }
 
 impl Page {
@@ -251,6 +255,8 @@ impl Page {
             socket,
             next_id: 0,
             state: "window.dashboard ?? null",
+            recorded: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -276,11 +282,47 @@ impl Page {
                 continue;
             };
             let answer: Value = serde_json::from_str(text.as_str()).expect("DevTools sends JSON");
+            self.keep_if_recorded(&answer);
             if answer["id"] == id {
                 if let Some(error) = answer.get("error") {
                     panic!("{method} failed: {error}");
                 }
                 return answer["result"].clone();
+            }
+        }
+    }
+
+    /// Keeps the events named `method` (e.g.
+    /// `Network.webSocketHandshakeResponseReceived`, once its domain is
+    /// enabled) for [`event`](Self::event), instead of skipping them.
+    pub fn record(&mut self, method: &'static str) {
+        self.recorded.push(method);
+    }
+
+    fn keep_if_recorded(&mut self, message: &Value) {
+        let method = message["method"].as_str().unwrap_or_default();
+        if let Some(&method) = self.recorded.iter().find(|m| **m == method) {
+            self.events.push((method, message["params"].clone()));
+        }
+    }
+
+    /// The parameters of the first recorded event named `method` not yet
+    /// taken, waiting at most [`WAIT`] for it.
+    pub fn event(&mut self, method: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(i) = self.events.iter().position(|(m, _)| *m == method) {
+                return self.events.remove(i).1;
+            }
+            assert!(Instant::now() < deadline, "no {method} event in {WAIT:?}");
+            let message = self
+                .socket
+                .read()
+                .unwrap_or_else(|e| panic!("waiting for {method}: {e}"));
+            if let Message::Text(text) = message {
+                let message: Value =
+                    serde_json::from_str(text.as_str()).expect("DevTools sends JSON");
+                self.keep_if_recorded(&message);
             }
         }
     }
