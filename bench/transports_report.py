@@ -108,6 +108,11 @@ def failures(r):
         parts.append(f"{n}× {status}")
     for what, n in sorted((r.get("errors") or {}).items()):
         parts.append(f"{n}× {what}")
+    if r.get("reopened"):
+        parts.append(f"{r['reopened']:,} long-poll sessions cut (404) and opened again")
+    nominal = r.get("rate") or 0
+    if nominal and num(r.get("publish_rate")) and r["publish_rate"] < 0.9 * nominal:
+        parts.append(f"the publisher (same process) slowed to {r['publish_rate']:,.0f} msg/s")
     if r.get("timeouts"):
         parts.append(f"{r['timeouts']} timed out")
     if r.get("lost"):
@@ -124,11 +129,11 @@ def failures(r):
 
 
 def expected_rate(r):
-    """Deliveries/s if every client got every message (polling: one reading
-    per poll)."""
+    """Deliveries/s if every client got every message published at the
+    nominal rate (polling: one reading per poll)."""
     if r["transport"] == "latest":
         return r["clients"] / (r.get("interval_s") or 1.0)
-    return r["clients"] * (r.get("publish_rate") or r.get("rate") or 0)
+    return r["clients"] * (r.get("rate") or r.get("publish_rate") or 0)
 
 
 def table(rows):
@@ -262,7 +267,7 @@ def plot(rows, path):
         ax.legend(fontsize=7)
 
     bars(axes[0][0], "bytes_in_per_delivery", "Bytes on the wire per delivered message\n"
-         "(down, and up hatched; HTTP heads and frame headers included)", "bytes", log=True,
+         "(down, and up hatched; HTTP heads and frame headers included)", "bytes",
          up="bytes_out_per_delivery")
     ax = axes[0][1]
     for i, rate in enumerate(rates):
@@ -289,7 +294,7 @@ def plot(rows, path):
     for t_i, t in enumerate(ORDER):
         th = med(g.get((t, rates[0], small), []), "threads_per_client") if rates else None
         if th is not None:
-            ax.annotate(f"{th:.2g} threads", (t_i, 0), xytext=(0, 4), textcoords="offset points",
+            ax.annotate(f"{th:.2g} thread{'s' if round(th) != 1 else ''}", (t_i, 0), xytext=(0, 4), textcoords="offset points",
                         ha="center", fontsize=7, color="white")
     fig.suptitle(f"boardcast's transports, {small} clients, 60-byte JSON readings (median of runs)")
     fig.tight_layout()
