@@ -18,11 +18,20 @@
 //! A plain WebSocket client is subscribed by the server; a `boardcast.v1`
 //! client (`docs/protocol.md`) subscribes itself with `s bench`, and may
 //! resume after a dropped link with `s bench <epoch> <seq>`.
+//!
+//! The HTTP transports (`docs/transports.md`) are mounted beside it, at
+//! their default paths: Server-Sent Events (`/sse?topics=bench`), long
+//! polling (`/poll`), `POST /send` and `/latest`.
+//!
+//! `--payload json` publishes text instead: a sensor reading of `--size`
+//! bytes (at least 60) carrying the send time and the sequence number,
+//! `{"t":1733472000123456789,"seq":42,"celsius":41.2,"rh":35   }`: padded
+//! with spaces before its closing brace (to 60 bytes up to seq 9999999).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use boardcast::hub::Retention;
-use boardcast::{Config, Policy, Server};
+use boardcast::{Config, Policy, Server, Transports};
 
 #[path = "common/args.rs"]
 mod args;
@@ -36,7 +45,7 @@ fn main() -> std::io::Result<()> {
     let mut args = Args::new(
         "broadcast",
         "[ADDR] [--rate MSGS_PER_SEC] [--size BYTES] [--policy disconnect|drop-oldest|keep-latest] \
-         [--history on|off]",
+         [--history on|off] [--payload binary|json]",
     );
     let rate: u64 = args.option("--rate", 1000);
     let size: usize = args.option("--size", 16);
@@ -51,14 +60,21 @@ fn main() -> std::io::Result<()> {
         "off" => false,
         _ => args.fail("bad --history"),
     };
+    let json = match args.option("--payload", "binary".to_string()).as_str() {
+        "binary" => false,
+        "json" => true,
+        _ => args.fail("bad --payload"),
+    };
     let addr = args.address("127.0.0.1:9002");
     args.finish();
-    let size = size.max(16);
+    let size = if json { size.max(60) } else { size.max(16) };
 
-    let server = Server::bind(&addr, Config::default().max_connections(10_000))?;
+    let server = Server::bind(&addr, Config::default().max_connections(10_000))?
+        .transports(Transports::default());
     println!(
-        "broadcast on ws://{} : {size}-byte messages at {} ({policy:?}, history {})",
+        "broadcast on ws://{} : {size}-byte {} messages at {} ({policy:?}, history {})",
         server.local_addr(),
+        if json { "JSON" } else { "binary" },
         if rate == 0 {
             "full speed".to_string()
         } else {
@@ -73,7 +89,7 @@ fn main() -> std::io::Result<()> {
     }
     std::thread::Builder::new()
         .name("publisher".into())
-        .spawn(move || publish(&hub, rate, size))?;
+        .spawn(move || publish(&hub, rate, size, json))?;
     server.run(|mut client| {
         if !client.speaks_v1() {
             client.subscribe(TOPIC);
@@ -82,8 +98,9 @@ fn main() -> std::io::Result<()> {
     })
 }
 
-fn publish(hub: &boardcast::Hub, rate: u64, size: usize) {
+fn publish(hub: &boardcast::Hub, rate: u64, size: usize, json: bool) {
     let mut payload = vec![0u8; size];
+    let mut text = String::with_capacity(size);
     let start = Instant::now();
     let mut last_report = Instant::now();
     for seq in 0u64.. {
@@ -96,12 +113,34 @@ fn publish(hub: &boardcast::Hub, rate: u64, size: usize) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        payload[..8].copy_from_slice(&(now.as_nanos() as u64).to_be_bytes());
-        payload[8..16].copy_from_slice(&seq.to_be_bytes());
-        hub.publish_binary(TOPIC, &payload);
+        let t = now.as_nanos() as u64;
+        if json {
+            reading(&mut text, t, seq, size);
+            hub.publish_text(TOPIC, &text);
+        } else {
+            payload[..8].copy_from_slice(&t.to_be_bytes());
+            payload[8..16].copy_from_slice(&seq.to_be_bytes());
+            hub.publish_binary(TOPIC, &payload);
+        }
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
             log::info!("{:?}", hub.stats());
         }
     }
+}
+
+/// A JSON sensor reading sent at `t` (ns since the UNIX epoch), padded
+/// with spaces to `size` bytes when it is shorter.
+fn reading(text: &mut String, t: u64, seq: u64, size: usize) {
+    use std::fmt::Write;
+    text.clear();
+    let celsius = 40.0 + (seq % 40) as f64 / 10.0;
+    let _ = write!(
+        text,
+        "{{\"t\":{t},\"seq\":{seq},\"celsius\":{celsius:.1},\"rh\":35"
+    );
+    while text.len() + 1 < size {
+        text.push(' ');
+    }
+    text.push('}');
 }

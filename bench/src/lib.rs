@@ -15,7 +15,11 @@
 //!   and threads per connection from `/proc`;
 //! - [`resume`]: a `boardcast.v1` client that drops its link and resumes,
 //!   timing the reconnect, the replay and catching up, and checking that
-//!   no message is lost or doubled.
+//!   no message is lost or doubled;
+//! - [`transports`]: clients of one transport (WebSocket `boardcast.v1`,
+//!   Server-Sent Events, long polling, polling `/latest`) of the broadcast
+//!   example, and what each delivered message costs on the wire and on
+//!   the server.
 //!
 //! Each prints one JSON object per measurement on stdout.
 
@@ -23,8 +27,10 @@ pub mod args;
 pub mod conns;
 pub mod echo;
 pub mod fanout;
+pub mod http;
 pub mod procfs;
 pub mod resume;
+pub mod transports;
 pub mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};

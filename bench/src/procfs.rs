@@ -187,3 +187,18 @@ pub fn breakdown(pid: u32) -> io::Result<Breakdown> {
     }
     Ok(out)
 }
+
+/// TCP segments this machine has sent (`OutSegs` of `/proc/net/snmp`):
+/// machine-wide, every process's.
+pub fn tcp_out_segments() -> io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/net/snmp")?;
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "no Tcp lines");
+    let (names, values) = (tcp.next().ok_or_else(bad)?, tcp.next().ok_or_else(bad)?);
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "OutSegs")
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(bad)
+}

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use boardcast_bench::args::Args;
-use boardcast_bench::{conns, echo, fanout, resume};
+use boardcast_bench::{conns, echo, fanout, resume, transports};
 
 const USAGE: &str = "\
 usage: wsload MODE --addr 127.0.0.1:PORT [options] [--label K=V ...]
@@ -33,6 +33,19 @@ modes:
            --read S (1: each connection lasts this long after its connect)
            --timeout S (10)  --listeners N (0: more v1 clients subscribed
            all along)  --server-pid PID
+  transports
+           N clients of one transport of the broadcast example, all
+           subscribed to its topic (bench): ws (WebSocket, boardcast.v1),
+           sse (GET /sse), poll (long polling, GET /poll), latest
+           (GET /latest every --interval with If-None-Match); per
+           delivered message: latency, bytes each way (HTTP heads and
+           frame headers included), server CPU; the server's RSS and
+           threads per client; refusals, statuses, timeouts, losses
+           --transport ws|sse|poll|latest  --clients N (100: 0 measures
+           the server alone)  --interval S (1)  --warmup S (2)
+           --duration S (10)  --grace S (1)  --first-timeout S (30)
+           --settle S (1)  --server-pid PID  --rate R and --payload P
+           (labels copied into the JSON)
 
 Extra --server, --run and --note values are copied into the JSON.";
 
@@ -69,6 +82,7 @@ fn main() -> ExitCode {
         "fanout" => fanout::run(&args),
         "conns" => conns::run(&args),
         "resume" => resume::run(&args),
+        "transports" => transports::run(&args),
         _ => Err(format!("unknown mode {mode:?}")),
     };
     match result {
