@@ -197,8 +197,14 @@ impl Session {
 
 impl Wake for Session {
     fn wake(&self) {
-        self.state().generation += 1;
-        self.changed.notify_all();
+        let mut state = self.state();
+        state.generation += 1;
+        // Called at every message queued for the session: wake threads
+        // only if a poll is held (each notify is a system call).
+        if state.polling > 0 {
+            drop(state);
+            self.changed.notify_all();
+        }
     }
 }
 
