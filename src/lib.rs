@@ -123,7 +123,10 @@
 //!   others send, over any [`Socket`].
 //! - **The runtime**: [`Server`] and its [`Client`]s: the accept loop, a
 //!   thread per client, the WebSocket subscriber of the hub (a bounded
-//!   outbox, the flusher, a writer thread), keepalive and shutdown.
+//!   outbox, the flusher, a writer thread), keepalive and shutdown; and the
+//!   HTTP transports ([`Server::transports`]: Server-Sent Events, long
+//!   polling, polling), whose sessions the same handler gets as
+//!   [`Client`]s.
 //!
 //! # Example: an echo server over plain connections
 //!
