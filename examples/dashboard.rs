@@ -71,7 +71,14 @@ fn main() -> std::io::Result<()> {
     // WebSocket at /ws, and beside it every HTTP transport (SSE at /sse,
     // long polling at /poll, POST /send, /latest, /boardcast.js), for
     // networks whose proxies refuse the upgrade: boardcast.js falls back.
-    let server = Server::bind(&addr, Config::default().allowed_hosts(hosts))?
+    let server = match Server::bind(&addr, Config::default().allowed_hosts(hosts)) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("dashboard: cannot listen on {addr}: {}", bind_error(&e));
+            std::process::exit(1);
+        }
+    };
+    let server = server
         .transports(Transports::default())
         .on_http(move |request| match (request.path(), request.method()) {
             ("/", "GET" | "HEAD") => Response::html(PAGE).header("Cache-Control", "no-cache"),
@@ -114,11 +121,22 @@ fn main() -> std::io::Result<()> {
 
     let port = server.local_addr().port();
     match server.local_addr().ip() {
-        ip if ip.is_unspecified() => println!(
-            "dashboard: open http://localhost:{port}/ here, or http://{}:{port}/ from another device",
-            hostname().unwrap_or_else(|| "<this board's address>".into())
+        ip if ip.is_unspecified() => {
+            println!("dashboard: open http://localhost:{port}/ here");
+            for ip in board_addresses() {
+                println!(
+                    "  or http://{}/ from another device",
+                    std::net::SocketAddr::new(ip, port)
+                );
+            }
+            if let Some(name) = hostname() {
+                println!("  or http://{name}.local:{port}/ where the LAN resolves it (mDNS)");
+            }
+        }
+        ip => println!(
+            "dashboard: open http://{}/",
+            std::net::SocketAddr::new(ip, port)
         ),
-        ip => println!("dashboard: open http://{}/", std::net::SocketAddr::new(ip, port)),
     }
     let fastest = topic(rate);
     server.run(move |client| serve(client, &fastest))
@@ -441,6 +459,49 @@ impl<T> Window<T> {
 
 fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok()
+}
+
+/// Why binding failed, for a person.
+fn bind_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "the port is in use (another dashboard? pick one with --addr 0.0.0.0:PORT)".into()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)".into()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "this machine has no such address (use 0.0.0.0 for all of them)".into()
+        }
+        _ if e.to_string().contains("lookup") => {
+            "not an address: write it as HOST:PORT, e.g. 0.0.0.0:8080".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The board's IPv4 addresses other devices can reach: those of its
+/// interfaces but the loopback, from `/proc/net/fib_trie` (the kernel's
+/// local routes), with no dependency.
+fn board_addresses() -> Vec<std::net::IpAddr> {
+    let trie = read("/proc/net/fib_trie").unwrap_or_default();
+    let mut found: Vec<std::net::IpAddr> = Vec::new();
+    let lines: Vec<&str> = trie.lines().collect();
+    for pair in lines.windows(2) {
+        // "|-- 192.168.1.20" then "/32 host LOCAL": an address of this host.
+        let (Some(addr), true) = (
+            pair[0].trim().strip_prefix("|-- "),
+            pair[1].contains("/32 host LOCAL"),
+        ) else {
+            continue;
+        };
+        if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>() {
+            if !ip.is_loopback() && !found.contains(&ip.into()) {
+                found.push(ip.into());
+            }
+        }
+    }
+    found
 }
 
 fn hostname() -> Option<String> {

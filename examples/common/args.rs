@@ -13,7 +13,8 @@ pub struct Args {
 }
 
 impl Args {
-    /// The process's arguments; `-h` or `--help` prints the usage and exits.
+    /// The process's arguments; `-h` or `--help` prints the usage and
+    /// exits with success.
     pub fn new(name: &'static str, usage: &'static str) -> Args {
         let args = Args {
             name,
@@ -21,7 +22,8 @@ impl Args {
             rest: std::env::args().skip(1).collect(),
         };
         if args.rest.iter().any(|a| a == "-h" || a == "--help") {
-            args.fail("");
+            println!("usage: {name} {usage}");
+            std::process::exit(0);
         }
         args
     }
