@@ -65,12 +65,20 @@ pub(super) fn start(
         epoch: shared.hub.epoch(),
         session: Some(&session.id),
     }));
-    handshake.respond_streaming(&head)?;
-    // The client sends nothing more: its writer's reads only look for the
-    // end of the stream, and must not wait.
-    task.stream
-        .set_read_timeout(Some(Duration::from_millis(1)))?;
+    // Listed before the welcome names it: the page may POST to it at once.
     shared.sessions.insert(&session);
+    let started = handshake.respond_streaming(&head).and_then(|_| {
+        // The client sends nothing more: its writer's reads only look for
+        // the end of the stream, and must not wait.
+        Ok(task
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(1)))?)
+    });
+    if let Err(e) = started {
+        session.close();
+        shared.sessions.remove(&session.id);
+        return Err(e);
+    }
 
     let link = Arc::new(Link {
         id: task.id,
