@@ -38,6 +38,7 @@ use crate::socket::{self, Socket};
 mod client;
 mod flusher;
 mod forms;
+mod framing;
 mod http;
 mod outbox;
 mod poll;

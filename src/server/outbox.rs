@@ -3,7 +3,7 @@
 //!
 //! A full queue is first written out by the publisher itself, without
 //! blocking; only if the socket would not take it (the client is not
-//! reading) does the topic's [`Policy`] decide what gives.
+//! reading) does the topic's [`Policy`](crate::hub::Policy) decide what gives.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::Error;
-use crate::frame::{Frame, OpCode};
-use crate::hub::{bump_by, Counters, Delivery, Encoded, Form, Policy, Replay, Subscriber};
+use crate::frame::Frame;
+use crate::hub::{bump_by, Counters, Encoded, Form};
 use crate::message::CloseCode;
 use crate::protocol::{Outbound, Role};
 use crate::server::flusher::{Flush, Flusher, FLUSH_BATCH};
+use crate::server::framing::Framing;
 use crate::socket::Socket;
-use crate::wire::{json, sse, v1, Notice};
+use crate::wire::Notice;
 
 /// Everything waiting to be written to one client, and the client's socket.
 ///
@@ -37,7 +38,7 @@ use crate::wire::{json, sse, v1, Notice};
 ///   sends, and for control frames.
 ///
 /// Control frames owed by the reader (pong, close) and the newest frame of
-/// [`Policy::KeepLatest`] topics wait in [`Pending`], coalesced, so they are
+/// [`Policy::KeepLatest`](crate::hub::Policy::KeepLatest) topics wait in [`Pending`], coalesced, so they are
 /// bounded too and never stuck behind a full queue; `rung` tells the writer
 /// to look at them.
 ///
@@ -102,7 +103,7 @@ pub(crate) struct Outbox {
     space: Condvar,
     waiting: AtomicUsize,
     /// How many of the queued frames a handler sent (not published): under
-    /// [`Policy::DropOldest`] those are never dropped.
+    /// [`Policy::DropOldest`](crate::hub::Policy::DropOldest) those are never dropped.
     direct: AtomicUsize,
     /// The client is being cut as too slow: what is queued is dropped, not
     /// written, so that what it got is a prefix of what was queued (a
@@ -110,48 +111,10 @@ pub(crate) struct Outbox {
     discarding: AtomicBool,
 }
 
-/// How a client's messages are written, when it speaks a protocol of
-/// `wire`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// `boardcast.v1` over WebSocket: enveloped frames.
-    V1,
-    /// Server-Sent Events: events on an HTTP stream, no frames.
-    EventStream,
-    /// Long polling: JSON events, taken by the client's polls.
-    Poll,
-}
-
 /// Something besides the writer thread that waits for an outbox's frames.
 pub(crate) trait Wake: Send + Sync + std::fmt::Debug {
     /// Frames (or a close) are there.
     fn wake(&self);
-}
-
-impl Framing {
-    /// The form of published messages.
-    fn form(self) -> Option<Form> {
-        Some(match self {
-            Framing::V1 => v1::ENVELOPE,
-            Framing::EventStream => sse::EVENT,
-            Framing::Poll => json::EVENT,
-        })
-    }
-
-    /// A notice, written for this client alone.
-    pub(crate) fn notice(self, notice: &Notice<'_>) -> Encoded {
-        match self {
-            Framing::V1 => {
-                let opcode = match notice {
-                    Notice::Direct { text: false, .. } => OpCode::Binary,
-                    _ => OpCode::Text,
-                };
-                Encoded::direct(&Frame::new(opcode, &v1::notice(notice), None))
-            }
-            Framing::EventStream => Encoded::raw(sse::notice(notice)),
-            Framing::Poll => Encoded::raw(json::notice(notice)),
-        }
-    }
 }
 
 /// A frame in the queue, and what it is.
@@ -191,7 +154,7 @@ pub(crate) struct Pending {
     pub(crate) pong: Option<Vec<u8>>,
     /// Our close frame, to be sent after everything queued before it.
     pub(crate) close: Option<Frame<'static>>,
-    /// The newest frame per [`Policy::KeepLatest`] topic that found the
+    /// The newest frame per [`Policy::KeepLatest`](crate::hub::Policy::KeepLatest) topic that found the
     /// queue full, or whose topic already had one waiting.
     pub(crate) latest: Vec<Encoded>,
     /// The reader is finished: no more replies will be owed.
@@ -662,155 +625,6 @@ impl Outbox {
         }
         (written, None)
     }
-
-    /// Offers a published frame under `policy`.
-    ///
-    /// A full queue may only mean the flusher is behind: the frames are
-    /// first written without blocking, here, and the policy applies only if
-    /// the socket would not take them (the client is slow) or the writer
-    /// thread has them.
-    fn offer_under(&self, frame: &Encoded, policy: Policy) -> Delivery {
-        if self.is_closing() {
-            return Delivery::Closed;
-        }
-        let try_queue = |frame: Encoded| {
-            self.try_queue(frame).or_else(|frame| {
-                if self.is_full() {
-                    self.flush_now(&mut Vec::with_capacity(FLUSH_BATCH));
-                }
-                self.try_queue(frame)
-            })
-        };
-        match policy {
-            Policy::Disconnect => match try_queue(frame.clone()) {
-                Ok(()) => Delivery::Queued,
-                Err(_) => {
-                    let _ = self.close(Some(CloseCode::TRY_AGAIN_LATER), "client too slow");
-                    // What is queued will not be sent: free it now.
-                    self.discarding.store(true, Ordering::SeqCst);
-                    while self.try_take().is_some() {}
-                    Delivery::Disconnected
-                }
-            },
-            Policy::DropOldest => {
-                let Err(mut frame) = try_queue(frame.clone()) else {
-                    return Delivery::Queued;
-                };
-                // Handlers queue under this lock: while it is held, a queue
-                // with none of their frames in it gets none.
-                let _queuing = self.pending();
-                if self.direct.load(Ordering::Acquire) > 0
-                    || self.waiting.load(Ordering::SeqCst) > 0
-                {
-                    // The handler's messages go first, and are never
-                    // dropped: drop this one instead of the oldest.
-                    return Delivery::DroppedOldest;
-                }
-                let mut dropped = false;
-                loop {
-                    match self.try_take() {
-                        Some(_) => dropped = true,
-                        // Emptied by the writer meanwhile, or larger than
-                        // the whole queue: drop the new one.
-                        None if self.rx.is_empty() && !self.has_room_for(&frame) => {
-                            return Delivery::DroppedOldest
-                        }
-                        None => {}
-                    }
-                    match self.try_queue(frame) {
-                        Ok(()) => break,
-                        Err(back) => frame = back,
-                    }
-                }
-                if dropped {
-                    Delivery::DroppedOldest
-                } else {
-                    Delivery::Queued
-                }
-            }
-            Policy::KeepLatest => {
-                // Under the lock, so the writer cannot take the slots between
-                // a full queue and the slot being filled.
-                let mut pending = self.pending();
-                let topic = frame.topic();
-                if let Some(slot) = pending.latest.iter_mut().find(|f| f.topic() == topic) {
-                    *slot = frame.clone();
-                    return Delivery::Superseded;
-                }
-                if let Err(frame) = self.try_queue(frame.clone()) {
-                    pending.latest.push(frame);
-                    drop(pending);
-                    self.ring();
-                }
-                Delivery::Queued
-            }
-        }
-    }
-}
-
-impl Subscriber for Outbox {
-    fn offer(&self, message: &Encoded, policy: Policy) -> Delivery {
-        let delivery = self.offer_under(message, policy);
-        if matches!(delivery, Delivery::Queued | Delivery::DroppedOldest) {
-            self.schedule();
-        }
-        delivery
-    }
-
-    fn unsubscribed(&self, topic: &str) {
-        // A newest value still waiting must not arrive after this.
-        self.pending()
-            .latest
-            .retain(|f| f.topic().is_some_and(|t| &**t != topic));
-    }
-
-    /// Queues the whole replay, after what is queued and before what is
-    /// published next (the hub publishes nothing meanwhile), outside the
-    /// queue's bounds: the client asked for it, and it is bounded by the
-    /// topic's retention. A `boardcast.v1` client gets the answer to its
-    /// subscribe first.
-    fn replay(&self, replay: &Replay<'_>, _policy: Policy) {
-        if self.is_closing() {
-            return;
-        }
-        let answer = Notice::Subscribed {
-            topic: replay.topic,
-            recovered: replay.recovered,
-            last: replay.last_seq,
-        };
-        if let Some(answer) = self.notice(&answer) {
-            self.push_unbounded(answer);
-        }
-        for message in replay.messages {
-            // Made here, on the publisher's side, as for a live message.
-            self.bytes(message);
-            self.push_unbounded(message.clone());
-        }
-        self.schedule();
-    }
-}
-
-impl Outbox {
-    /// Queues a frame outside the bounds: a replay (see
-    /// [`Subscriber::replay`]) or the protocol's welcome.
-    pub(crate) fn push_unbounded(&self, frame: Encoded) {
-        let len = self.bytes(&frame).len();
-        self.unbounded_bytes.fetch_add(len, Ordering::SeqCst);
-        let _ = self.tx.try_send(Queued {
-            frame,
-            kind: Kind::Unbounded,
-        });
-    }
-
-    /// Waits, at most `timeout`, until the replays queued hold fewer bytes
-    /// than the queue's byte bound: a client that subscribes again and
-    /// again without reading is slowed down, not buffered without bound.
-    /// Returns false if they still do, or the client is closing.
-    pub(crate) fn wait_for_replay_room(&self, timeout: Duration) -> bool {
-        self.wait_for(timeout, || {
-            self.unbounded_bytes.load(Ordering::SeqCst) < self.max_bytes
-        })
-    }
 }
 
 impl Flush for Outbox {
@@ -841,5 +655,6 @@ impl Outbox {
     }
 }
 
+mod policy;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::frame::OpCode;
 use crate::hub::{bump, bump_by, Encoded};
 use crate::server::client::Link;
-use crate::server::outbox::Framing;
+use crate::server::framing::Framing;
 use crate::server::shared::Shared;
 use crate::socket;
 use crate::wire::sse;

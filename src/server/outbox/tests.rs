@@ -3,6 +3,7 @@
 use super::*;
 
 use crate::frame::OpCode;
+use crate::hub::{Delivery, Policy, Subscriber};
 
 fn outbox(max_messages: usize, max_bytes: usize) -> Arc<Outbox> {
     Outbox::new(max_messages, max_bytes, None, None, Arc::default())
