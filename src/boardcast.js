@@ -68,6 +68,18 @@
     retryWebSocketAfter: 60000,
     // "latest": the interval between two GET /latest, in ms.
     interval: 1000,
+    // Seconds of history a subscribe asks for when it has no position to
+    // resume from (or one no longer kept): the messages the server kept of
+    // the last `past` seconds instead of only the latest (0: the latest).
+    // A chart fills with its recent past at once.
+    past: 0,
+    // Liveness, in ms (null: from the heartbeat interval the server's
+    // welcome names, 5 s by default): after `staleAfter` of silence (1.5
+    // heartbeats) the status says `stale: true`; after `deadAfter` (4
+    // heartbeats) the link is taken for dead (a frozen Wi-Fi, a half-open
+    // TCP connection) and the client reconnects and resumes.
+    staleAfter: null,
+    deadAfter: null,
     // A long poll, a POST /send or a GET /latest with no answer within this
     // many ms is a lost link (it must exceed the server's poll_timeout, 25 s
     // by default).
@@ -275,7 +287,9 @@
   // `send(frame)` takes a boardcast.v1 client frame (`s …`, `x …`,
   // `d\n…`, or binary). It reports through `callbacks`:
   //   message(frame)                  a whole boardcast.v1 server frame, or
-  //   welcome(epoch)                  the link is open
+  //   welcome(epoch, heartbeat)       the link is open; heartbeat: the
+  //                                   server's interval in ms, or null
+  //   heartbeat()                     a sign of life, nothing else
   //   answered(topic, recovered, last)
   //   published(topic, seq, payload, binary[, epoch])
   //   direct(payload, binary)         a message to this client alone
@@ -444,7 +458,7 @@
 
   /** The event names of docs/transports.md, "GET /sse". */
   const SSE_EVENTS = ["welcome", "subscribed", "message", "binary", "text64", "unsubscribed",
-    "direct", "direct64", "direct-binary", "refused"];
+    "direct", "direct64", "direct-binary", "refused", "h"];
 
   /** An SSE event, as the client's calls. */
   function sseEvent(link, callbacks, type, data, id) {
@@ -453,7 +467,7 @@
         const w = JSON.parse(data);
         if (typeof w.session !== "string" || !EPOCH.test(w.epoch)) throw new Error("a bad welcome");
         link.session = w.session;
-        return callbacks.welcome(w.epoch);
+        return callbacks.welcome(w.epoch, w.heartbeat > 0 ? w.heartbeat : null);
       }
       case "subscribed": {
         const r = JSON.parse(data);
@@ -477,6 +491,8 @@
         return callbacks.direct(fromBase64(data), true);
       case "refused":
         return callbacks.refused(data);
+      case "h":
+        return callbacks.heartbeat();
       default:
         return undefined; // events of later versions
     }
@@ -494,6 +510,7 @@
     const url = withQuery(ep.sse, {
       topics: start.topics.length ? start.topics.join(",") : undefined,
       lastEventID: start.cursor || undefined,
+      past: start.topics.length && options.past > 0 ? Math.floor(options.past) : undefined,
     });
     const onEvent = (type, data, id) => {
       if (link.done) return;
@@ -569,6 +586,7 @@
     let url = withQuery(ep.poll, {
       topics: start.topics.length ? start.topics.join(",") : undefined,
       after: start.cursor || undefined,
+      past: start.topics.length && options.past > 0 ? Math.floor(options.past) : undefined,
     });
     let retried = false;
     const loop = async () => {
@@ -604,8 +622,11 @@
             return link.lost({ code: 1002, reason: "a bad poll answer" });
           }
           link.session = answer.session;
-          callbacks.welcome(answer.epoch);
+          callbacks.welcome(answer.epoch, answer.heartbeat > 0 ? answer.heartbeat : null);
         }
+        // An answer, empty or not, is a sign of life: a held poll is
+        // answered at least every heartbeat.
+        callbacks.heartbeat();
         for (const ev of answer.events || []) {
           if (link.done) return;
           pollEvent(callbacks, ev);
@@ -665,8 +686,9 @@
         if (!welcomed) {
           welcomed = true;
           const first = topics.map((t) => entries[t]).find((e) => e && EPOCH.test(e.epoch));
-          callbacks.welcome(first ? first.epoch : null);
+          callbacks.welcome(first ? first.epoch : null, options.interval);
         }
+        callbacks.heartbeat();
         for (const topic of topics) {
           const e = entries[topic];
           if (link.done) return;
@@ -760,6 +782,11 @@
       this.stats = { connects: 0, reconnects: 0, messages: 0, gaps: 0, duplicates: 0, dropped: 0, fallbacks: 0 };
       /** The hub's epoch, from the last welcome (null before the first). */
       this.epoch = null;
+      /** The server's heartbeat interval in ms, from the last welcome (null
+       * if it sends none). */
+      this.heartbeat = null;
+      /** When the open link last brought anything (Date.now()), or null. */
+      this.lastHeard = null;
 
       this._state = "connecting";
       this._current = this._order[0]; // the transport in use, or tried next
@@ -772,6 +799,8 @@
       this._openedAt = 0;
       this._timer = null; // the reconnect timer
       this._openTimer = null; // the welcome deadline
+      this._watchTimer = null; // the liveness check, while open
+      this._stale = false;
       this._queue = []; // sends waiting for the next welcome
       this._topics = new Set(); // wanted topics, in subscription order
       this._positions = new Map(); // topic -> { epoch, seq } last delivered
@@ -795,6 +824,16 @@
      * or "latest". */
     get transport() {
       return this._current;
+    }
+
+    /** Whether the open link has been silent longer than `staleAfter`. */
+    get stale() {
+      return this._stale;
+    }
+
+    /** How long the open link has been silent, in ms (null if not open). */
+    get silence() {
+      return this._state === "open" && this.lastHeard !== null ? Date.now() - this.lastHeard : null;
     }
 
     /** The subscribed topics. */
@@ -879,7 +918,7 @@
 
     _status(extra) {
       this._emit(this._events, "status",
-        Object.assign({ state: this._state, transport: this._current, epoch: this.epoch }, extra));
+        Object.assign({ state: this._state, transport: this._current, epoch: this.epoch, stale: this._stale }, extra));
     }
 
     // --- the API ----------------------------------------------------------
@@ -944,6 +983,7 @@
       this._state = "closed";
       clearTimeout(this._timer);
       clearTimeout(this._openTimer);
+      this._unwatch();
       const t = this._transport;
       this._transport = null;
       this._queue = [];
@@ -979,15 +1019,18 @@
       const name = this._current;
       let t = null;
       const live = () => t !== null && t === this._transport;
+      // Whatever a live transport reports was heard from the server.
+      const heard = () => live() && this._heard();
       const callbacks = {
-        message: (data) => live() && this._receive(data),
-        welcome: (epoch) => live() && this._welcome(epoch),
-        answered: (topic, recovered, last) => live() && this._answered(topic, recovered, last),
+        message: (data) => heard() && this._receive(data),
+        welcome: (epoch, heartbeat) => heard() && this._welcome(epoch, heartbeat),
+        heartbeat: heard,
+        answered: (topic, recovered, last) => heard() && this._answered(topic, recovered, last),
         published: (topic, seq, payload, binary, epoch) =>
-          live() && this._published(topic, seq, payload, binary, epoch),
-        direct: (payload, binary) => live() && this._direct(payload, binary),
-        unsubscribed: (topic) => live() && this._leaving.delete(topic),
-        refused: (reason) => live() && this._emit(this._events, "error", { type: "refused", reason: String(reason) }),
+          heard() && this._published(topic, seq, payload, binary, epoch),
+        direct: (payload, binary) => heard() && this._direct(payload, binary),
+        unsubscribed: (topic) => heard() && this._leaving.delete(topic),
+        refused: (reason) => heard() && this._emit(this._events, "error", { type: "refused", reason: String(reason) }),
         close: (info) => live() && this._lost(info),
         error: (err) => live() && this._emit(this._events, "error", err),
         topics: () => this.topics,
@@ -1015,6 +1058,7 @@
      */
     _lost(info) {
       clearTimeout(this._openTimer);
+      this._unwatch();
       this._transport = null;
       if (this._state === "closed") return;
       const failed = this._current;
@@ -1055,7 +1099,58 @@
 
     _sendSubscribe(topic) {
       const p = this._positions.get(topic);
-      this._write(p ? "s " + topic + " " + p.epoch + " " + p.seq : "s " + topic);
+      const past = this.options.past > 0 ? " past=" + Math.floor(this.options.past) : "";
+      this._write((p ? "s " + topic + " " + p.epoch + " " + p.seq : "s " + topic) + past);
+    }
+
+    // --- liveness ------------------------------------------------------------
+
+    /** Something came from the server: the link is alive. */
+    _heard() {
+      this.lastHeard = Date.now();
+      if (this._stale) {
+        this._stale = false;
+        if (this._state === "open") this._status({});
+      }
+      return true;
+    }
+
+    /** The liveness thresholds in ms: options, or else from the heartbeat. */
+    _limits() {
+      const beat = this.heartbeat;
+      return {
+        stale: this.options.staleAfter || (beat ? 1.5 * beat : null),
+        dead: this.options.deadAfter || (beat ? 4 * beat : null),
+      };
+    }
+
+    /** Checks the open link's silence against the limits, a few times per
+     * stale period: says stale, or drops a dead link to reconnect. */
+    _watch() {
+      this._unwatch();
+      const limits = this._limits();
+      if (!limits.stale && !limits.dead) return;
+      const period = Math.max(100, Math.min(1000, (limits.stale || limits.dead) / 4));
+      this._watchTimer = setInterval(() => {
+        const silence = this.silence;
+        if (silence === null) return;
+        if (limits.dead && silence >= limits.dead && this._transport) {
+          const t = this._transport;
+          this._stale = true;
+          t.close(1000, "");
+          this._lost({ code: 1006, reason: "nothing heard for " + silence + " ms" });
+          return;
+        }
+        if (limits.stale && silence >= limits.stale && !this._stale) {
+          this._stale = true;
+          this._status({ silentFor: silence });
+        }
+      }, period);
+    }
+
+    _unwatch() {
+      clearInterval(this._watchTimer);
+      this._watchTimer = null;
     }
 
     // --- what the server says ----------------------------------------------
@@ -1082,7 +1177,7 @@
       const f = head.split(" ");
       switch (f[0]) {
         case "w":
-          return this._welcome(f[1]);
+          return this._welcome(f[1], Number(f[2]) > 0 ? Number(f[2]) : null);
         case "m":
           return this._published(f[1], Number(f[2]), body, binary);
         case "d":
@@ -1095,18 +1190,20 @@
         case "e":
           return this._emit(this._events, "error", { type: "refused", reason: head.slice(2) });
         default:
-          return; // `h`, and verbs of later versions
+          return; // `h` (heard already), and verbs of later versions
       }
     }
 
     /** The welcome: the link is open; subscribe (resuming) what the
      * transport did not at connect, then flush. */
-    _welcome(epoch) {
+    _welcome(epoch, heartbeat) {
       clearTimeout(this._openTimer);
       this._welcomed = true;
       this._working = this._current;
       this._openedAt = Date.now();
       this.epoch = epoch;
+      this.heartbeat = heartbeat || null;
+      this._stale = false;
       this.stats.connects++;
       if (this.stats.connects > 1) this.stats.reconnects++;
       // What the last link left pending is asked again below.
@@ -1126,6 +1223,7 @@
       const queue = this._queue;
       this._queue = [];
       for (const frame of queue) this._write(frame);
+      this._watch();
       this._status({});
     }
 

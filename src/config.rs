@@ -81,6 +81,15 @@ pub struct Config {
     /// a half-open connection (the peer vanished without a FIN) ends within
     /// `ping_interval + pong_timeout`.
     pub pong_timeout: Duration,
+    /// How often a `boardcast.v1` client hears from the server even when
+    /// nothing is published, so that a page can tell a quiet board from a
+    /// dead link: an `h` frame over WebSocket, an `h` event over
+    /// Server-Sent Events, an empty answer to a held long poll (which is
+    /// held at most this long). Default 5 s. The welcome tells the client
+    /// the interval. Raw WebSocket clients get no heartbeat frames (they
+    /// have pings). `None` turns heartbeats off: SSE streams then get a
+    /// comment every `ping_interval`, and polls are held `poll_timeout`.
+    pub heartbeat_interval: Option<Duration>,
     /// How long one write may block on a client that does not read. Default
     /// 10 s; past it the client is disconnected.
     pub write_timeout: Duration,
@@ -255,6 +264,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Some(Duration::from_secs(20)),
             pong_timeout: Duration::from_secs(10),
+            heartbeat_interval: Some(Duration::from_secs(5)),
             write_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
@@ -355,6 +365,12 @@ impl Config {
     /// Sets [`pong_timeout`](Config#structfield.pong_timeout).
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
         self.pong_timeout = timeout;
+        self
+    }
+
+    /// Sets [`heartbeat_interval`](Config#structfield.heartbeat_interval).
+    pub fn heartbeat_interval(mut self, interval: Option<Duration>) -> Self {
+        self.heartbeat_interval = interval;
         self
     }
 

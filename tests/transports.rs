@@ -5,8 +5,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -42,79 +42,6 @@ fn quick() -> Transports {
     Transports::default()
         .poll_timeout(Duration::from_secs(1))
         .session_timeout(Duration::from_secs(2))
-}
-
-/// An SSE stream, read event by event.
-struct Events {
-    reader: BufReader<TcpStream>,
-    head: String,
-}
-
-/// One event: its fields, `data` lines joined by `\n`.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Event {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-}
-
-impl Events {
-    fn open(addr: SocketAddr, target: &str, extra: &str) -> Events {
-        let mut stream = tcp(addr);
-        write!(
-            stream,
-            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{extra}\r\n"
-        )
-        .unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("the response head");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            head.push_str(&line);
-        }
-        Events { reader, head }
-    }
-
-    /// The next event (comments and `retry` skipped).
-    fn next(&mut self) -> Event {
-        let mut event = Event::default();
-        let mut data: Vec<String> = Vec::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("an event");
-            assert!(n > 0, "the stream ended");
-            let line = line.trim_end_matches('\n');
-            if line.is_empty() {
-                if data.is_empty() && event.event.is_none() {
-                    continue;
-                }
-                event.data = data.join("\n");
-                return event;
-            }
-            if line.starts_with(':') || line.starts_with("retry:") {
-                continue;
-            }
-            let (field, value) = line.split_once(": ").unwrap_or((line, ""));
-            match field {
-                "id" => event.id = Some(value.into()),
-                "event" => event.event = Some(value.into()),
-                "data" => data.push(value.into()),
-                other => panic!("unexpected field {other:?}"),
-            }
-        }
-    }
-
-    /// The welcome: the session's id.
-    fn welcome(&mut self) -> String {
-        let welcome = self.next();
-        assert_eq!(welcome.event.as_deref(), Some("welcome"), "{welcome:?}");
-        let json: Value = serde_json::from_str(&welcome.data).unwrap();
-        json["session"].as_str().unwrap().to_string()
-    }
 }
 
 fn epoch(running: &Running) -> String {

@@ -184,6 +184,23 @@ impl Log {
         self.entries.back().map(|e| &e.message)
     }
 
+    /// The kept messages published within `past` of `now`, or the latest
+    /// if none is that recent.
+    pub(super) fn within(&self, now: Instant, past: Duration) -> Vec<Encoded> {
+        let recent = self
+            .entries
+            .iter()
+            .rev()
+            .take_while(|e| now.saturating_duration_since(e.at) <= past)
+            .count()
+            .max(usize::from(!self.entries.is_empty()));
+        self.entries
+            .iter()
+            .skip(self.entries.len() - recent)
+            .map(|e| e.message.clone())
+            .collect()
+    }
+
     /// The kept messages after sequence number `after`, if every one of them
     /// is still kept (the one right after `after` included); `None` if some
     /// were trimmed, or `after` is ahead of the last number given.

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::frame::{Frame, OpCode};
 use crate::hub::history::Log;
@@ -119,6 +119,51 @@ pub struct Position {
     pub seq: u64,
 }
 
+/// Where a [`resume`](Hub::resume) starts: what the subscriber is sent
+/// before the live messages.
+///
+/// The default starts from the latest kept message. `From` conversions let
+/// a position (or none) stand for the start it names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Since {
+    /// The last message the subscriber got: every kept message after it is
+    /// replayed, if it is of this epoch and the one right after it is kept.
+    pub after: Option<Position>,
+    /// When `after` cannot be recovered (or there is none): the kept
+    /// messages published within this long instead of only the latest, so
+    /// that a page can draw the recent past at once.
+    pub past: Option<Duration>,
+}
+
+impl Since {
+    /// Resumes after `position`.
+    pub fn after(position: Position) -> Since {
+        Since {
+            after: Some(position),
+            past: None,
+        }
+    }
+
+    /// Falls back to the messages of the last `past` (rather than only the
+    /// latest) when nothing is recovered.
+    pub fn or_past(mut self, past: Duration) -> Since {
+        self.past = Some(past);
+        self
+    }
+}
+
+impl From<Option<Position>> for Since {
+    fn from(after: Option<Position>) -> Since {
+        Since { after, past: None }
+    }
+}
+
+impl From<Position> for Since {
+    fn from(after: Position) -> Since {
+        Since::after(after)
+    }
+}
+
 /// What a [`resume`](Hub::resume) could do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resumed {
@@ -129,11 +174,13 @@ pub enum Resumed {
         replayed: usize,
     },
     /// The position was from another epoch (the program restarted), or
-    /// ahead of the topic, or messages after it are no longer kept: the
-    /// latest message (if any) was replayed instead, and the subscriber
-    /// goes on live from there.
+    /// ahead of the topic, or messages after it are no longer kept (or
+    /// there was none): the latest message (if any) was replayed instead,
+    /// or those of [`Since::past`], and the subscriber goes on live from
+    /// there.
     NotRecovered {
-        /// How many were replayed: 1, or 0 if the topic keeps nothing.
+        /// How many were replayed: 1 (or those of [`Since::past`]), or 0 if
+        /// the topic keeps nothing.
         replayed: usize,
     },
 }
@@ -408,20 +455,24 @@ impl Hub {
     }
 
     /// Subscribes `subscriber` to `topic` after replaying what it missed
-    /// since `after`, through [`Subscriber::replay`]: every kept message
-    /// after the position if the position is of this epoch and the one
-    /// right after it is still kept ([`Resumed::Recovered`]), else (or with
-    /// no position) the latest kept message ([`Resumed::NotRecovered`]). No
-    /// publish to any topic runs meanwhile, so the subscriber gets the
-    /// replay and then the live messages with no gap and no duplicate.
+    /// since `since.after`, through [`Subscriber::replay`]: every kept
+    /// message after the position if the position is of this epoch and the
+    /// one right after it is still kept ([`Resumed::Recovered`]), else (or
+    /// with no position) the latest kept message, or those of
+    /// [`Since::past`] ([`Resumed::NotRecovered`]). No publish to any topic
+    /// runs meanwhile, so the subscriber gets the replay and then the live
+    /// messages with no gap and no duplicate.
+    ///
+    /// `since` is a [`Since`], or a position, or `None` (the latest).
     ///
     /// Returns `None`, and replays nothing, if it was already subscribed.
     pub fn resume(
         &self,
         topic: &str,
         subscriber: &Arc<dyn Subscriber>,
-        after: Option<Position>,
+        since: impl Into<Since>,
     ) -> Option<Resumed> {
+        let since = since.into();
         let mut topics = self.topics_write();
         if !topics.contains_key(topic) {
             topics.insert(topic.into(), Topic::default());
@@ -434,12 +485,14 @@ impl Hub {
         let (backlog, recovered, last_seq) = {
             let mut log = entry.log();
             self.expire(entry, &mut log);
-            let since = after
+            let recovered = since
+                .after
                 .filter(|after| after.epoch == self.inner.epoch)
                 .and_then(|after| log.since(after.seq));
-            match since {
-                Some(backlog) => (backlog, true, log.seq),
-                None => (log.latest().cloned().into_iter().collect(), false, log.seq),
+            match (recovered, since.past) {
+                (Some(backlog), _) => (backlog, true, log.seq),
+                (None, Some(past)) => (log.within(Instant::now(), past), false, log.seq),
+                (None, None) => (log.latest().cloned().into_iter().collect(), false, log.seq),
             }
         };
         subscriber.replay(

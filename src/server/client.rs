@@ -16,7 +16,7 @@ use crate::connection::Received;
 use crate::error::Error;
 use crate::frame::{Frame, OpCode};
 use crate::handshake::Request;
-use crate::hub::{Encoded, Hub, Position, Resumed, Subscriber};
+use crate::hub::{Encoded, Hub, Resumed, Since, Subscriber};
 use crate::message::{CloseCode, Message};
 use crate::protocol::Reply;
 use crate::server::outbox::Outbox;
@@ -190,7 +190,7 @@ impl Client {
     fn command(&self, text: &str) -> Result<(), Error> {
         let refused;
         let answer = match v1::parse(text) {
-            Ok(Command::Subscribe { topic, after }) => {
+            Ok(Command::Subscribe { topic, since }) => {
                 let outbox = &self.outbox;
                 if !outbox.wait_for_replay_room(self.config.write_timeout) {
                     return Err(io::Error::new(
@@ -201,7 +201,7 @@ impl Client {
                 }
                 let error = if self.subscriptions.get() >= v1::MAX_SUBSCRIPTIONS {
                     CommandError::TooManySubscriptions
-                } else if self.resume(topic, after).is_none() {
+                } else if self.resume(topic, since).is_none() {
                     CommandError::AlreadySubscribed(topic.into())
                 } else {
                     // The replay queued its answer before its messages.
@@ -343,16 +343,17 @@ impl Client {
     }
 
     /// Subscribes to a hub topic after sending what the client missed
-    /// since `after` (its last message's position, if it has one): every
-    /// message after it, or, if some are no longer kept or the position is
-    /// from another epoch, the latest kept message (see [`Hub::resume`]).
-    /// Then the live messages follow, with no gap and no duplicate.
-    /// Returns `None` if already subscribed.
+    /// since its last message's position, if it has one: every message
+    /// after it, or, if some are no longer kept or the position is from
+    /// another epoch, the latest kept message, or those of
+    /// [`Since::past`](crate::hub::Since::past) (see [`Hub::resume`]). Then
+    /// the live messages follow, with no gap and no duplicate. Returns
+    /// `None` if already subscribed.
     ///
     /// The replay is queued whole, beside the client's queue bounds: it is
     /// bounded by the topic's [`Retention`](crate::hub::Retention).
-    pub fn resume(&self, topic: &str, after: Option<Position>) -> Option<Resumed> {
-        let resumed = self.shared.hub.resume(topic, &self.subscriber(), after);
+    pub fn resume(&self, topic: &str, since: impl Into<Since>) -> Option<Resumed> {
+        let resumed = self.shared.hub.resume(topic, &self.subscriber(), since);
         self.count(resumed.is_some(), 1);
         resumed
     }

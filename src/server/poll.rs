@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::connection::Handshake;
 use crate::error::Error;
@@ -78,7 +78,7 @@ pub(super) fn serve(
 /// Opens a session for a first poll: subscribes its topics, resumed from
 /// `after`, and starts its handler.
 fn open(task: &Task, request: &crate::handshake::Request<'_>) -> Result<Arc<Session>, Response> {
-    let (topics, cursor) = sse::wanted(request)?;
+    let (topics, cursor, past) = sse::wanted(request)?;
     let shared = &task.shared;
     let config = &task.config;
     // Each session costs a thread (its handler's): the cap on connections,
@@ -124,7 +124,7 @@ fn open(task: &Task, request: &crate::handshake::Request<'_>) -> Result<Arc<Sess
         subscriptions: Cell::new(0),
     };
     for topic in &topics {
-        client.resume(topic, cursor.position(topic));
+        client.resume(topic, sse::since(&cursor, topic, past));
     }
     let handler = Arc::clone(&task.handler);
     let spawned = shared
@@ -155,7 +155,7 @@ fn bump_refused(task: &Task) {
 /// without taking anything, so nothing is taken for a client that is gone.
 fn take(task: &Task, session: &Session, after: Option<String>, hold: bool) -> Option<String> {
     let outbox = &session.outbox;
-    let deadline = Instant::now() + task.shared.transports().poll_timeout;
+    let deadline = Instant::now() + longest_hold(task);
     let ticket = {
         let mut state = session.state();
         state.polling += 1;
@@ -229,14 +229,24 @@ fn lost(state: &State, after: &Option<String>) -> bool {
         && *after != Some(state.cursor.to_string())
 }
 
+/// The longest a poll is held: `poll_timeout`, or less, so that a page
+/// hears from the server every `heartbeat_interval` (an empty answer).
+fn longest_hold(task: &Task) -> Duration {
+    let timeout = task.shared.transports().poll_timeout;
+    task.config
+        .heartbeat_interval
+        .map_or(timeout, |interval| interval.min(timeout))
+}
+
 /// The answer's JSON.
 fn answer(task: &Task, session: &Session, cursor: &str, events: &[Encoded]) -> String {
     let mut body = String::with_capacity(128 + events.len() * 64);
     body.push_str("{\"session\":\"");
     body.push_str(&session.id);
     body.push_str(&format!(
-        "\",\"epoch\":\"{:016x}\",\"cursor\":\"{cursor}\",\"events\":[",
-        task.shared.hub.epoch()
+        "\",\"epoch\":\"{:016x}\",\"heartbeat\":{},\"cursor\":\"{cursor}\",\"events\":[",
+        task.shared.hub.epoch(),
+        longest_hold(task).as_millis()
     ));
     for (i, event) in events.iter().enumerate() {
         if i > 0 {

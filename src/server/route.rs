@@ -231,6 +231,7 @@ impl Task {
             let welcome = Framing::V1.notice(&Notice::Welcome {
                 epoch: self.shared.hub.epoch(),
                 session: None,
+                heartbeat: self.config.heartbeat_interval,
             });
             outbox.push_unbounded(welcome);
         }

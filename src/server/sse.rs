@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::connection::Handshake;
 use crate::error::Error;
 use crate::handshake::Request;
+use crate::hub::Since;
 use crate::server::client::{Client, Link, Via};
 use crate::server::framing::Framing;
 use crate::server::http::{self, check_origin, not_allowed};
@@ -42,7 +43,7 @@ pub(super) fn start(
         _ => Some(not_allowed("GET")),
     };
     let wanted = refusal.map_or_else(|| wanted(&request), Err);
-    let (topics, cursor) = match wanted {
+    let (topics, cursor, past) = match wanted {
         Ok(wanted) => wanted,
         Err(refusal) => {
             http::answer(handshake, &refusal, false)?;
@@ -64,6 +65,7 @@ pub(super) fn start(
     head.extend_from_slice(&sse::notice(&Notice::Welcome {
         epoch: shared.hub.epoch(),
         session: Some(&session.id),
+        heartbeat: task.config.heartbeat_interval,
     }));
     // Listed before the welcome names it: the page may POST to it at once.
     shared.sessions.insert(&session);
@@ -106,17 +108,27 @@ pub(super) fn start(
         subscriptions: Cell::new(0),
     };
     for topic in &topics {
-        client.resume(topic, cursor.position(topic));
+        client.resume(topic, since(&cursor, topic, past));
     }
     Ok(Some(client))
 }
 
-/// The topics of a stream or a first poll (`topics=a,b`), and where to
-/// resume them from: the `Last-Event-ID` header, else the `lastEventID`
-/// (SSE) or `after` (long polling) parameter.
+/// Where a stream or a first poll starts `topic`: after its position in
+/// `cursor`, or else with the messages of the last `past`, if asked.
+pub(super) fn since(cursor: &Cursor, topic: &str, past: Option<Duration>) -> Since {
+    Since {
+        after: cursor.position(topic),
+        past,
+    }
+}
+
+/// The topics of a stream or a first poll (`topics=a,b`), where to resume
+/// them from (the `Last-Event-ID` header, else the `lastEventID` (SSE) or
+/// `after` (long polling) parameter), and how much of the recent past to
+/// send of those not recovered (`past=<seconds>`).
 pub(super) fn wanted(
     request: &Request<'_>,
-) -> Result<(Vec<String>, Cursor), crate::handshake::Response> {
+) -> Result<(Vec<String>, Cursor, Option<Duration>), crate::handshake::Response> {
     let list = request.query_param("topics").unwrap_or_default();
     let mut topics: Vec<String> = Vec::new();
     for topic in list.split(',').filter(|t| !t.is_empty()) {
@@ -139,5 +151,11 @@ pub(super) fn wanted(
         None | Some("") => Cursor::default(),
         Some(text) => Cursor::parse(text).map_err(|_| http::bad_request("bad cursor"))?,
     };
-    Ok((topics, cursor))
+    let past = match request.query_param("past") {
+        None => None,
+        Some(seconds) => {
+            Some(v1::parse_past(&seconds).ok_or_else(|| http::bad_request("bad past"))?)
+        }
+    };
+    Ok((topics, cursor, past))
 }

@@ -16,7 +16,7 @@ use crate::server::client::Link;
 use crate::server::framing::Framing;
 use crate::server::shared::Shared;
 use crate::socket;
-use crate::wire::sse;
+use crate::wire::{sse, v1};
 
 /// The most frames written in one `writev`.
 const MAX_BATCH: usize = 256;
@@ -79,6 +79,7 @@ impl Writer {
         // An SSE stream: no frames, so no pings and no close frame; a
         // heartbeat comment instead, and no peer's close to wait for.
         let events = outbox.framing() == Some(Framing::EventStream);
+        let beats = self.heartbeat_interval();
         let mut last_beat = self.shared.millis();
         outbox.attach_writer();
         let mut batch: Vec<Encoded> = Vec::new();
@@ -92,8 +93,10 @@ impl Writer {
                 batch = Vec::new();
             }
             let wake = match events {
-                true => self.next_beat(last_beat),
-                false => self.next_wake(ping_sent, close_sent_at),
+                true => self.next_beat(last_beat, beats),
+                false => self
+                    .next_wake(ping_sent, close_sent_at)
+                    .min(self.next_beat(last_beat, beats)),
             };
             outbox.park(wake);
             // Frames leave the queue only with the wire held, so the
@@ -141,14 +144,12 @@ impl Writer {
 
             let now = self.shared.millis();
             control.clear();
+            let beat_due =
+                beats.is_some_and(|i| now.saturating_sub(last_beat) >= i.as_millis() as u64);
             let close_at = if events {
                 // An SSE stream: a heartbeat when due, after a look for a
                 // client that left; no pongs or pings, and no close frame.
-                let due = self
-                    .config
-                    .ping_interval
-                    .is_some_and(|i| now.saturating_sub(last_beat) >= i.as_millis() as u64);
-                if due {
+                if beat_due {
                     if self.peer_left() {
                         outbox.release_wire(wire);
                         return End::Write(io::ErrorKind::ConnectionReset.into());
@@ -183,6 +184,13 @@ impl Writer {
                         outbound.encode(OpCode::Ping, b"").write_to(&mut control);
                         ping_sent = Some(now);
                     }
+                }
+                // A boardcast.v1 page's heartbeat: browsers hide pings.
+                if beat_due && close.is_none() {
+                    outbound
+                        .encode(OpCode::Text, v1::HEARTBEAT)
+                        .write_to(&mut control);
+                    last_beat = now;
                 }
                 let close_at = control.len();
                 if let Some(frame) = &close {
@@ -235,9 +243,23 @@ impl Writer {
         }
     }
 
-    /// How long an SSE stream's writer waits before its next heartbeat.
-    fn next_beat(&self, last_beat: u64) -> Duration {
-        match self.config.ping_interval {
+    /// How often this client gets a heartbeat: a `boardcast.v1` page every
+    /// `heartbeat_interval`; an SSE stream then too, or else every
+    /// `ping_interval` (its writer looks for a client that left at each);
+    /// a raw WebSocket client never (it has pings).
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        match self.link.outbox.framing() {
+            Some(Framing::V1) => self.config.heartbeat_interval,
+            Some(Framing::EventStream) => {
+                self.config.heartbeat_interval.or(self.config.ping_interval)
+            }
+            _ => None,
+        }
+    }
+
+    /// How long to wait before the next heartbeat.
+    fn next_beat(&self, last_beat: u64, interval: Option<Duration>) -> Duration {
+        match interval {
             Some(interval) => {
                 let due = last_beat + interval.as_millis() as u64;
                 Duration::from_millis(due.saturating_sub(self.shared.millis()).max(1))

@@ -94,8 +94,13 @@ fn event(message: &Encoded) -> Vec<u8> {
 pub(crate) fn notice(notice: &Notice<'_>) -> Vec<u8> {
     let mut out = String::from("{\"type\":");
     match *notice {
-        Notice::Welcome { epoch, .. } => {
+        Notice::Welcome {
+            epoch, heartbeat, ..
+        } => {
             out.push_str(&format!("\"w\",\"epoch\":\"{epoch:016x}\""));
+            if let Some(interval) = heartbeat {
+                out.push_str(&format!(",\"heartbeat\":{}", interval.as_millis()));
+            }
         }
         Notice::Subscribed {
             topic,

@@ -15,6 +15,8 @@
 //! message [form](crate::hub::Encoded)), whatever the number of its
 //! subscribers.
 
+use std::time::Duration;
+
 use crate::handshake::Response;
 
 pub mod cursor;
@@ -58,6 +60,9 @@ pub enum Notice<'a> {
         epoch: u64,
         /// The session's id, if the transport has sessions.
         session: Option<&'a str>,
+        /// How often the client hears from the server at least
+        /// ([`Config::heartbeat_interval`](crate::Config#structfield.heartbeat_interval)).
+        heartbeat: Option<Duration>,
     },
     /// The answer to a subscribe (`r`).
     Subscribed {

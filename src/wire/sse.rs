@@ -9,8 +9,9 @@ use crate::wire::{base64, cursor, json, Notice};
 /// before it reconnects by itself.
 pub(crate) const RETRY: &[u8] = b"retry: 2000\n\n";
 
-/// A comment, sent on a quiet stream at the keepalive interval.
-pub(crate) const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+/// The heartbeat: an `h` event with empty data (`EventSource` dispatches
+/// no event without a `data` field), every `heartbeat_interval`.
+pub(crate) const HEARTBEAT: &[u8] = b"event: h\ndata\n\n";
 
 /// A published message as an event: a form of the hub's message, made once
 /// for all its SSE subscribers.
@@ -40,10 +41,18 @@ pub(crate) fn notice(notice: &Notice<'_>) -> Vec<u8> {
         lines(&mut out, text);
     };
     match *notice {
-        Notice::Welcome { epoch, session } => {
+        Notice::Welcome {
+            epoch,
+            session,
+            heartbeat,
+        } => {
             let mut json = String::from("{\"session\":");
             json::push_string(&mut json, session.unwrap_or(""));
-            json.push_str(&format!(",\"epoch\":\"{epoch:016x}\"}}"));
+            json.push_str(&format!(",\"epoch\":\"{epoch:016x}\""));
+            if let Some(interval) = heartbeat {
+                json.push_str(&format!(",\"heartbeat\":{}", interval.as_millis()));
+            }
+            json.push('}');
             named("welcome", &json);
         }
         Notice::Subscribed {
@@ -142,6 +151,7 @@ mod tests {
         let welcome = Notice::Welcome {
             epoch: 255,
             session: Some("5e0c"),
+            heartbeat: None,
         };
         assert_eq!(
             notice(&welcome),

@@ -7,9 +7,10 @@
 //! frame of the message's own type, made once per publish.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::frame::Frame;
-use crate::hub::{Encoded, Form, Position};
+use crate::hub::{Encoded, Form, Position, Since};
 use crate::wire::Notice;
 use crate::wire::{parse_epoch, parse_seq};
 
@@ -50,7 +51,9 @@ fn envelope(message: &Encoded) -> Vec<u8> {
 /// message a binary one).
 pub(crate) fn notice(notice: &Notice<'_>) -> Vec<u8> {
     match *notice {
-        Notice::Welcome { epoch, .. } => welcome(epoch).into_bytes(),
+        Notice::Welcome {
+            epoch, heartbeat, ..
+        } => welcome(epoch, heartbeat).into_bytes(),
         Notice::Subscribed {
             topic,
             recovered,
@@ -62,9 +65,12 @@ pub(crate) fn notice(notice: &Notice<'_>) -> Vec<u8> {
     }
 }
 
-/// The first frame after the handshake, `w <epoch>`.
-pub(crate) fn welcome(epoch: u64) -> String {
-    format!("w {epoch:016x}")
+/// The first frame after the handshake, `w <epoch> [<heartbeat ms>]`.
+pub(crate) fn welcome(epoch: u64, heartbeat: Option<Duration>) -> String {
+    match heartbeat {
+        Some(interval) => format!("w {epoch:016x} {}", interval.as_millis()),
+        None => format!("w {epoch:016x}"),
+    }
 }
 
 /// The answer to a subscribe, `r <topic> <recovered> <last>`.
@@ -77,6 +83,9 @@ pub(crate) fn unsubscribed(topic: &str) -> String {
     format!("u {topic}")
 }
 
+/// The heartbeat frame's payload: `h`.
+pub(crate) const HEARTBEAT: &[u8] = b"h";
+
 /// A message for one client, `d\n<payload>`.
 pub(crate) fn direct(payload: &[u8]) -> Vec<u8> {
     let mut data = Vec::with_capacity(2 + payload.len());
@@ -88,13 +97,15 @@ pub(crate) fn direct(payload: &[u8]) -> Vec<u8> {
 /// A client's text frame, read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `s <topic>` or `s <topic> <epoch> <seq>`: subscribe, from the
-    /// latest kept message or resuming after a position.
+    /// `s <topic> [<epoch> <seq>] [past=<seconds>]`: subscribe, from the
+    /// latest kept message (or those of the last `seconds`), or resuming
+    /// after a position.
     Subscribe {
         /// The topic.
         topic: &'a str,
-        /// Where the client left off, if it says.
-        after: Option<Position>,
+        /// Where the client left off, if it says, and how much of the
+        /// recent past it wants when that cannot be recovered.
+        since: Since,
     },
     /// `x <topic>`: unsubscribe.
     Unsubscribe {
@@ -137,6 +148,16 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
+/// The longest past a subscribe may ask for: a day, far beyond what a
+/// board keeps.
+pub const MAX_PAST: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Reads a `past=` field: whole seconds, at most [`MAX_PAST`].
+pub(crate) fn parse_past(seconds: &str) -> Option<Duration> {
+    let seconds = parse_seq(seconds)?;
+    Some(Duration::from_secs(seconds).min(MAX_PAST))
+}
+
 /// Reads a client's text frame.
 ///
 /// # Errors
@@ -159,15 +180,27 @@ pub fn parse(text: &str) -> Result<Command<'_>, CommandError> {
     let command = match verb {
         "s" => {
             let topic = topic(fields.next())?;
-            let after = match (fields.next(), fields.next()) {
-                (None, _) => None,
-                (Some(epoch), Some(seq)) => Some(Position {
+            let mut rest: Vec<&str> = fields.by_ref().take(3).collect();
+            let past = match rest.last().and_then(|last| last.strip_prefix("past=")) {
+                Some(seconds) => {
+                    let seconds = parse_past(seconds).ok_or(CommandError::Malformed)?;
+                    rest.pop();
+                    Some(seconds)
+                }
+                None => None,
+            };
+            let after = match rest[..] {
+                [] => None,
+                [epoch, seq] => Some(Position {
                     epoch: parse_epoch(epoch).ok_or(CommandError::Malformed)?,
                     seq: parse_seq(seq).ok_or(CommandError::Malformed)?,
                 }),
-                (Some(_), None) => return Err(CommandError::Malformed),
+                _ => return Err(CommandError::Malformed),
             };
-            Command::Subscribe { topic, after }
+            Command::Subscribe {
+                topic,
+                since: Since { after, past },
+            }
         }
         "x" => Command::Unsubscribe {
             topic: topic(fields.next())?,
@@ -207,22 +240,27 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(
-            parse("s temp"),
+        let subscribe = |after, past| {
             Ok(Command::Subscribe {
                 topic: "temp",
-                after: None
+                since: Since { after, past },
             })
+        };
+        let position = Some(Position {
+            epoch: 255,
+            seq: 44,
+        });
+        let minutes = Some(Duration::from_secs(120));
+        assert_eq!(parse("s temp"), subscribe(None, None));
+        assert_eq!(parse("s temp 00000000000000ff 44"), subscribe(position, None));
+        assert_eq!(parse("s temp past=120"), subscribe(None, minutes));
+        assert_eq!(
+            parse("s temp 00000000000000ff 44 past=120"),
+            subscribe(position, minutes)
         );
         assert_eq!(
-            parse("s temp 00000000000000ff 44"),
-            Ok(Command::Subscribe {
-                topic: "temp",
-                after: Some(Position {
-                    epoch: 255,
-                    seq: 44
-                })
-            })
+            parse("s temp past=99999999999"),
+            subscribe(None, Some(MAX_PAST))
         );
         assert_eq!(parse("x temp"), Ok(Command::Unsubscribe { topic: "temp" }));
         assert_eq!(parse("d\nhello\nworld"), Ok(Command::Data("hello\nworld")));
@@ -240,6 +278,14 @@ mod tests {
             "s temp 00000000000000ff +1",
             "s temp 00000000000000ff 18446744073709551616",
             "s temp 00000000000000ff 1 extra",
+            "s temp past=",
+            "s temp past=-1",
+            "s temp past=1.5",
+            "s temp past=99999999999999999999999",
+            "s temp past=1 00000000000000ff 1",
+            "s temp 00000000000000ff past=1",
+            "s temp 00000000000000ff 1 past=1 extra",
+            "s temp past=1 past=2",
             "s  temp",
             "x",
             "x temp extra",
@@ -272,7 +318,11 @@ mod tests {
 
     #[test]
     fn control_lines() {
-        assert_eq!(welcome(0x9f1c), "w 0000000000009f1c");
+        assert_eq!(welcome(0x9f1c, None), "w 0000000000009f1c");
+        assert_eq!(
+            welcome(0x9f1c, Some(Duration::from_secs(5))),
+            "w 0000000000009f1c 5000"
+        );
         assert_eq!(subscribed("t", true, 47), "r t 1 47");
         assert_eq!(subscribed("t", false, 0), "r t 0 0");
         assert_eq!(unsubscribed("t"), "u t");

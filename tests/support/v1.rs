@@ -41,8 +41,18 @@ pub fn connect_v1(addr: SocketAddr) -> (Ws, String) {
     }
 }
 
-/// The next frame of the server, parsed.
+/// The next frame of the server but heartbeats (`h`), parsed.
 pub fn read_v1(ws: &mut Ws) -> V1 {
+    loop {
+        match read_v1_or_heartbeat(ws) {
+            Some(frame) => return frame,
+            None => continue,
+        }
+    }
+}
+
+/// The next frame of the server, parsed; `None` for a heartbeat.
+pub fn read_v1_or_heartbeat(ws: &mut Ws) -> Option<V1> {
     let (bytes, text) = match next_message(ws) {
         Message::Text(t) => (t.as_bytes().to_vec(), true),
         Message::Binary(b) => (b.to_vec(), false),
@@ -54,8 +64,13 @@ pub fn read_v1(ws: &mut Ws) -> V1 {
     };
     let line = std::str::from_utf8(line).expect("an ASCII first line");
     let fields: Vec<&str> = line.split(' ').collect();
-    match fields[..] {
+    Some(match fields[..] {
+        ["h"] => return None,
         ["w", epoch] => V1::Welcome(epoch.into()),
+        ["w", epoch, heartbeat] => {
+            heartbeat.parse::<u64>().expect("the heartbeat in milliseconds");
+            V1::Welcome(epoch.into())
+        }
         ["m", topic, seq] => V1::Published(topic.into(), seq.parse().unwrap(), payload, text),
         ["d"] => V1::Direct(payload, text),
         ["r", topic, recovered, last] => {
@@ -64,7 +79,7 @@ pub fn read_v1(ws: &mut Ws) -> V1 {
         ["u", topic] => V1::Unsubscribed(topic.into()),
         ["e", ..] => V1::Refused(line[2..].into()),
         _ => panic!("not a boardcast.v1 frame: {line:?}"),
-    }
+    })
 }
 
 /// Sends a text frame (a command, or `d\n…`).
