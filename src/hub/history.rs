@@ -225,3 +225,37 @@ impl Log {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Frame, OpCode};
+
+    fn message(seq: u64) -> Encoded {
+        let frame = Frame::new(OpCode::Text, b"x", None);
+        Encoded::new(Some("t".into()), 1, seq, &frame)
+    }
+
+    #[test]
+    fn within_gives_the_recent_messages_or_at_least_the_latest() {
+        let start = Instant::now();
+        let keep_all = Retention::default().messages(usize::MAX);
+        let mut log = Log::default();
+        assert!(log.within(start, Duration::from_secs(60)).is_empty());
+        // One message a second, for ten seconds.
+        for seq in 1..=10 {
+            log.seq = seq;
+            log.keep(message(seq), start + Duration::from_secs(seq), &keep_all, 0);
+        }
+        let seqs = |past: u64, at: u64| -> Vec<u64> {
+            let now = start + Duration::from_secs(at);
+            let messages = log.within(now, Duration::from_secs(past));
+            messages.iter().map(Encoded::seq).collect()
+        };
+        assert_eq!(seqs(3, 10), [7, 8, 9, 10]);
+        assert_eq!(seqs(60, 10), (1..=10).collect::<Vec<_>>());
+        assert_eq!(seqs(0, 10), [10]);
+        // Nothing that recent: the latest all the same.
+        assert_eq!(seqs(3, 100), [10]);
+    }
+}

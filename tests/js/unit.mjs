@@ -366,6 +366,45 @@ check(threw instanceof TypeError, "an invalid topic name is refused");
   equal(statuses, ["connecting", "open"], "the returned function removed the listener");
 }
 
+// --- liveness: the heartbeat, stale, a dead link; past= ---------------------------
+
+{
+  const before = sockets.length;
+  const bc = boardcast.connect("ws://board.local/ws", {
+    WebSocket: FakeWebSocket,
+    topics: ["a"],
+    past: 120,
+    random: () => 0, // reconnect at once
+  });
+  const log = recorder(bc);
+  await until("a socket", () => sockets.length === before + 1);
+  const ws = sockets[before];
+  ws.accept();
+  ws.recv("w " + E1 + " 100");
+  equal(ws.take(), ["s a past=120"], "a fresh subscribe asks for the past");
+  equal(bc.heartbeat, 100, "the welcome names the heartbeat");
+  equal(bc.stale, false, "not stale at first");
+  // Silence past 1.5 heartbeats: stale, said once in a status.
+  const said = await until("stale", () => log.status.find((s) => s.stale === true));
+  check(said.silentFor >= 150, "stale after 150 ms of silence, said after " + said.silentFor);
+  equal(bc.state, "open", "stale is not closed");
+  ws.recv("h");
+  equal(bc.stale, false, "a heartbeat ends it");
+  equal(log.status.at(-1).stale, false, "and says so");
+  ws.recv("r a 0 3");
+  ws.recv("m a 3\nthree");
+  // Silence past 4 heartbeats: the link is dead; a new one resumes.
+  await until("a reconnect", () => sockets.length === before + 2, 5000);
+  check(ws.closedWith !== null, "the dead socket was closed");
+  equal(log.status.find((s) => s.state === "connecting" && s.reason).reason.indexOf("nothing heard"), 0,
+    "the status says why");
+  const again = sockets[before + 1];
+  again.accept();
+  again.recv("w " + E1 + " 100");
+  equal(again.take(), ["s a " + E1 + " 3 past=120"], "it resumes, with the past as the fallback");
+  bc.close();
+}
+
 await import("./unit_http.mjs").then((m) => m.run({ recorder, E1, E2 }));
 
 console.log("ok unit");

@@ -23,11 +23,21 @@ pub enum V1 {
 /// Connects offering `boardcast.v1`; checks it was selected and reads the
 /// welcome. Returns the client and the epoch.
 pub fn connect_v1(addr: SocketAddr) -> (Ws, String) {
+    let mut ws = connect_v1_raw(addr);
+    match read_v1(&mut ws) {
+        V1::Welcome(epoch) => (ws, epoch),
+        other => panic!("expected the welcome first, got {other:?}"),
+    }
+}
+
+/// Connects offering `boardcast.v1` and checks it was selected; the
+/// welcome is still to read.
+pub fn connect_v1_raw(addr: SocketAddr) -> Ws {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "boardcast.v1".parse().unwrap());
-    let (mut ws, response) = try_connect_response(addr, request).expect("v1 handshake");
+    let (ws, response) = try_connect_response(addr, request).expect("v1 handshake");
     assert_eq!(
         response
             .headers()
@@ -35,10 +45,7 @@ pub fn connect_v1(addr: SocketAddr) -> (Ws, String) {
             .map(|v| v.to_str().unwrap()),
         Some("boardcast.v1")
     );
-    match read_v1(&mut ws) {
-        V1::Welcome(epoch) => (ws, epoch),
-        other => panic!("expected the welcome first, got {other:?}"),
-    }
+    ws
 }
 
 /// The next frame of the server but heartbeats (`h`), parsed.
