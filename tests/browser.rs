@@ -8,9 +8,8 @@
 //! started again on the same port; with the `deflate` feature, that
 //! Chromium and the dashboard agreed to permessage-deflate (the handshake
 //! response's `Sec-WebSocket-Extensions`, read over DevTools), and without
-//! it that they agreed to no extension. It saves screenshots of a desktop
-//! and a phone viewport to `target/dashboard.png` and
-//! `target/dashboard-phone.png`.
+//! it that they agreed to no extension. (`tests/browser_liveness.rs` checks
+//! the history, the liveness, and takes the screenshots.)
 //!
 //! The page keeps its state in `window.dashboard`; the test reads it with
 //! `Runtime.evaluate` and polls it against deadlines: no fixed sleeps.
@@ -20,18 +19,11 @@
 
 mod support;
 
-use std::env;
-use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{chromium, num, target_dir, Browser, Process, POLL, WAIT};
+use support::{chromium, example_binary, num, start_dashboard, Browser};
 
 /// The DevTools event with a WebSocket's opening handshake response.
 const HANDSHAKE_RESPONSE: &str = "Network.webSocketHandshakeResponseReceived";
@@ -177,113 +169,10 @@ fn dashboard_in_a_browser() {
         },
     );
 
-    // Back to full speed for the pictures.
-    page.eval(&format!(
-        "(() => {{ const s = document.getElementById('rate');
-            s.value = '{RATE}'; s.dispatchEvent(new Event('change')); }})()"
-    ));
-    page.wait_for("full rate again", |s| num(&s["hz"]) == RATE);
-    let target = target_dir();
-    page.screenshot(390, 844, 2.0, true, &target.join("dashboard-phone.png"));
-    page.screenshot(1280, 800, 1.0, false, &target.join("dashboard.png"));
-
     drop(server);
     let _ = writeln!(
         std::io::stderr(),
-        "browser test took {:.1} s; screenshots in {}",
-        started.elapsed().as_secs_f64(),
-        target.display()
+        "browser test took {:.1} s",
+        started.elapsed().as_secs_f64()
     );
-}
-
-/// The dashboard example, built now with this test's profile: `cargo test
-/// --test browser` builds no example, and a build that is up to date costs
-/// a fraction of a second. `BOARDCAST_DASHBOARD` names a binary to use
-/// instead.
-fn example_binary() -> PathBuf {
-    if let Some(path) = env::var_os("BOARDCAST_DASHBOARD") {
-        return path.into();
-    }
-    // This test runs as target/<profile>/deps/browser-<hash>.
-    let exe = env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in target/<profile>/deps");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from(env!("CARGO")));
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--example", "dashboard"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    // With this test's features: `cargo test --features deflate` then
-    // reuses the library it built, and the page negotiates compression.
-    if cfg!(feature = "deflate") {
-        build.args(["--features", "deflate"]);
-    }
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            build.arg("--release");
-        }
-        Some(profile) => {
-            build.args(["--profile", profile]);
-        }
-        None => {}
-    }
-    let mut child = Process::spawn("cargo build --example dashboard", &mut build);
-    let status = child
-        .wait(Duration::from_secs(300))
-        .expect("cargo build --example dashboard did not finish in 300 s");
-    assert!(status.success(), "cargo build --example dashboard failed");
-    let binary = profile_dir.join("examples").join("dashboard");
-    assert!(
-        binary.is_file(),
-        "{} not found after building it; set BOARDCAST_DASHBOARD to the example binary",
-        binary.display()
-    );
-    binary
-}
-
-/// Starts the dashboard on `127.0.0.1:port` (0: a port the kernel picks)
-/// and waits until it says it listens, with the port it bound: its line
-/// `dashboard: open http://127.0.0.1:PORT/`, printed once bound.
-fn start_dashboard(binary: &Path, port: u16) -> (Process, u16) {
-    let mut process = Process::spawn(
-        "the dashboard example",
-        Command::new(binary)
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::piped()),
-    );
-    let stdout = process.child.stdout.take().expect("piped stdout");
-    let (tx, lines) = mpsc::channel();
-    thread::Builder::new()
-        .name("test-dashboard-stdout".into())
-        .spawn(move || {
-            // Read to the end, so the example never blocks on the pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let _ = tx.send(line);
-            }
-        })
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(Some(status)) = process.child.try_wait() {
-            panic!("the dashboard example exited before listening: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dashboard example did not say it listens within {WAIT:?}"
-        );
-        let Ok(line) = lines.recv_timeout(POLL) else {
-            continue;
-        };
-        if let Some(addr) = line
-            .strip_prefix("dashboard: open http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-        {
-            let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
-            return (process, addr.port());
-        }
-    }
 }

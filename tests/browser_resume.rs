@@ -15,15 +15,11 @@
 
 mod support;
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use boardcast::{Config, Response, Transports};
 use serde_json::{json, Value};
-use support::{chromium, echo_over, init_logging, num, Browser, Running, Ticker};
+use support::{chromium, echo_over, init_logging, num, Browser, Proxy, Running, Ticker};
 
 /// How many times the proxy drops the page's connections, per transport.
 const CUTS: u64 = 3;
@@ -150,67 +146,4 @@ fn resumes_on(browser: &mut Browser, transport: &str) {
         seqs.len(),
         num(&state["reconnects"])
     );
-}
-
-/// A TCP proxy on loopback that can drop every connection through it at
-/// once, as a link that goes away does.
-struct Proxy {
-    addr: SocketAddr,
-    live: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(to: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let list = Arc::clone(&live);
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(server) = TcpStream::connect(to) else {
-                    return;
-                };
-                let mut live = list.lock().unwrap();
-                live.retain(|s| s.peer_addr().is_ok());
-                live.push(client.try_clone().unwrap());
-                live.push(server.try_clone().unwrap());
-                drop(live);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
-            }
-        });
-        Proxy { addr, live }
-    }
-
-    /// Drops every connection; returns how many there were.
-    fn cut(&self) -> usize {
-        let mut live = self.live.lock().unwrap();
-        for stream in live.iter() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        let count = live.len() / 2;
-        live.clear();
-        count
-    }
-}
-
-/// Copies `from` to `to` on a thread of its own until either ends.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    thread::spawn(move || {
-        let mut buf = [0; 16 << 10];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-        let _ = from.shutdown(Shutdown::Both);
-        io::Result::Ok(())
-    });
 }

@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use boardcast::HandshakeError;
@@ -25,7 +24,7 @@ impl Dashboard {
     /// `127.0.0.1:0`, and reads the address it prints.
     fn start() -> Dashboard {
         support::init_logging();
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(support::example_binary())
             .args(["--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
@@ -57,38 +56,6 @@ impl Drop for Dashboard {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn example_binary() -> PathBuf {
-    // This test runs as target/<profile>/deps/dashboard_origin-<hash>.
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--example", "dashboard"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            build.arg("--release");
-        }
-        Some(profile) => {
-            build.args(["--profile", profile]);
-        }
-    }
-    // Usually built already by `cargo test`; a cold build on a loaded board
-    // may take minutes.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(build.status()));
-    let status = rx
-        .recv_timeout(std::time::Duration::from_secs(300))
-        .expect("cargo build --example dashboard did not finish in 300 s");
-    assert!(
-        status.expect("run cargo build").success(),
-        "cargo build --example dashboard failed"
-    );
-    profile_dir.join("examples").join("dashboard")
 }
 
 /// An upgrade to `/ws` with these `Host` and `Origin` headers.

@@ -65,10 +65,7 @@ fn a_quiet_page_hears_a_heartbeat_on_every_transport_and_a_raw_client_none() {
     assert_eq!(events.welcome_json()["heartbeat"], 200);
     for _ in 0..2 {
         let beat = events.next_event();
-        assert_eq!(
-            (beat.event.as_deref(), beat.data.as_str()),
-            (Some("h"), "")
-        );
+        assert_eq!((beat.event.as_deref(), beat.data.as_str()), (Some("h"), ""));
     }
 
     // Long polling: a held poll with nothing to say is answered, empty,
@@ -80,14 +77,21 @@ fn a_quiet_page_hears_a_heartbeat_on_every_transport_and_a_raw_client_none() {
     let held = Instant::now();
     let empty = get_json(&running, &format!("/poll?session={session}&after={cursor}"));
     assert_eq!(empty["events"], serde_json::json!([]));
-    assert!(held.elapsed() < Duration::from_secs(10), "{:?}", held.elapsed());
+    assert!(
+        held.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        held.elapsed()
+    );
 }
 
 #[test]
 fn heartbeats_can_be_turned_off() {
     let running = start(Config::default().heartbeat_interval(None));
     let mut ws = connect_v1_raw(running.addr);
-    assert_eq!(next_text(&mut ws), format!("w {:016x}", running.hub.epoch()));
+    assert_eq!(
+        next_text(&mut ws),
+        format!("w {:016x}", running.hub.epoch())
+    );
     let mut events = Events::open(running.addr, "/sse", "");
     assert!(events.welcome_json().get("heartbeat").is_none());
 }
@@ -95,9 +99,10 @@ fn heartbeats_can_be_turned_off() {
 /// A topic with ten messages kept, published over the test's first moments.
 fn ten_kept(running: &Running) {
     running.hub.set_policy("t", Policy::KeepLatest);
-    running
-        .hub
-        .set_retention("t", Retention::default().max_age(Some(Duration::from_secs(600))));
+    running.hub.set_retention(
+        "t",
+        Retention::default().max_age(Some(Duration::from_secs(600))),
+    );
     for n in 1..=10 {
         running.hub.publish_text("t", &n.to_string());
     }

@@ -252,7 +252,10 @@ mod tests {
         });
         let minutes = Some(Duration::from_secs(120));
         assert_eq!(parse("s temp"), subscribe(None, None));
-        assert_eq!(parse("s temp 00000000000000ff 44"), subscribe(position, None));
+        assert_eq!(
+            parse("s temp 00000000000000ff 44"),
+            subscribe(position, None)
+        );
         assert_eq!(parse("s temp past=120"), subscribe(None, minutes));
         assert_eq!(
             parse("s temp 00000000000000ff 44 past=120"),

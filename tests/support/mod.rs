@@ -12,8 +12,10 @@
 
 mod browser;
 mod client;
+mod dashboard;
 mod frames;
 mod http;
+mod proxy;
 mod server;
 mod sse;
 mod v1;
@@ -21,7 +23,9 @@ mod v1;
 // Flat, as `support::name`; a test binary that uses none of a
 // submodule's items would otherwise warn about its re-export.
 #[allow(unused_imports)]
-pub use {browser::*, client::*, frames::*, http::*, server::*, sse::*, v1::*};
+pub use {
+    browser::*, client::*, dashboard::*, frames::*, http::*, proxy::*, server::*, sse::*, v1::*,
+};
 
 use std::io::{self, Cursor, Read, Write};
 use std::sync::{mpsc, Condvar, Mutex, MutexGuard, Once, OnceLock};

@@ -75,7 +75,9 @@ pub fn read_v1_or_heartbeat(ws: &mut Ws) -> Option<V1> {
         ["h"] => return None,
         ["w", epoch] => V1::Welcome(epoch.into()),
         ["w", epoch, heartbeat] => {
-            heartbeat.parse::<u64>().expect("the heartbeat in milliseconds");
+            heartbeat
+                .parse::<u64>()
+                .expect("the heartbeat in milliseconds");
             V1::Welcome(epoch.into())
         }
         ["m", topic, seq] => V1::Published(topic.into(), seq.parse().unwrap(), payload, text),
