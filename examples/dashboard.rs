@@ -138,8 +138,7 @@ fn main() -> std::io::Result<()> {
             std::net::SocketAddr::new(ip, port)
         ),
     }
-    let fastest = topic(rate);
-    server.run(move |client| serve(client, &fastest))
+    server.run(move |client| serve(client, &rates))
 }
 
 /// The topic of the board's sensors, units and rates.
@@ -180,23 +179,80 @@ fn is_due(seq: u64, hz: u32, rate: u32) -> bool {
 
 /// One client, on its own thread. A page (`boardcast.v1`) subscribes by
 /// itself; a plain WebSocket client gets the info and the fastest
-/// readings. Either may send text, which is logged.
-fn serve(mut client: Client, fastest: &str) {
+/// readings, and may send commands (docs/dashboard.md, "Commands").
+fn serve(mut client: Client, rates: &[u32]) {
     let (id, peer) = (client.id(), client.peer_addr());
     log::info!("client {id} connected from {peer}");
+    let mut reading = Reading {
+        hz: rates[rates.len() - 1],
+        paused: false,
+    };
     if !client.speaks_v1() {
         client.resume(INFO, None);
-        client.subscribe(fastest);
+        client.subscribe(&topic(reading.hz));
     }
     let end = loop {
         match client.recv() {
-            Ok(Some(Message::Text(text))) => log::info!("client {id}: {text}"),
+            Ok(Some(Message::Text(text))) => {
+                log::info!("client {id} ({peer}): {text}");
+                let answer = match client.speaks_v1() {
+                    true => Err("a page subscribes to a rate's topic (sensors/<hz>hz) \
+                                 instead of sending commands"
+                        .to_string()),
+                    false => reading.command(&client, rates, &text),
+                };
+                let answer = answer.unwrap_or_else(|error| json!({"type": "error", "error": error}));
+                if client.send_text(&answer.to_string()).is_err() {
+                    break "could not answer".to_string();
+                }
+            }
             Ok(Some(_)) => {}
             Ok(None) => break "closed".to_string(),
             Err(e) => break e.to_string(),
         }
     };
     log::info!("client {id} ({peer}) gone: {end}");
+}
+
+/// What a plain WebSocket client gets: readings at `hz` a second, unless
+/// paused.
+struct Reading {
+    hz: u32,
+    paused: bool,
+}
+
+impl Reading {
+    /// Carries out one command, `{"cmd":"pause"}`, `{"cmd":"resume"}` or
+    /// `{"cmd":"rate","hz":N}`; the acknowledgement, or why not.
+    fn command(&mut self, client: &Client, rates: &[u32], text: &str) -> Result<Value, String> {
+        let command: Value =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let name = command
+            .get("cmd")
+            .and_then(Value::as_str)
+            .ok_or("a command is a JSON object with a \"cmd\" string")?;
+        let (hz, paused) = match name {
+            "pause" => (self.hz, true),
+            "resume" => (self.hz, false),
+            "rate" => match command.get("hz").and_then(Value::as_u64) {
+                Some(hz) if rates.iter().any(|&r| u64::from(r) == hz) => (hz as u32, self.paused),
+                _ => return Err(format!("\"hz\" must be one of the rates offered: {rates:?}")),
+            },
+            other => {
+                return Err(format!(
+                    "unknown command {other:?}: the commands are pause, resume and rate"
+                ))
+            }
+        };
+        if !self.paused {
+            client.unsubscribe(&topic(self.hz));
+        }
+        if !paused {
+            client.subscribe(&topic(hz));
+        }
+        (self.hz, self.paused) = (hz, paused);
+        Ok(json!({"type": "ack", "cmd": name, "hz": hz, "paused": paused}))
+    }
 }
 
 /// Reads the board `rate` times a second and publishes each sample to the
