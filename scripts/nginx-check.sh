@@ -236,8 +236,8 @@ def send(opcode, payload):
 
 
 def receive():
-    """The next text frame (boardcast.v1): its first line and the rest;
-    answers pings on the way."""
+    """The next text frame (boardcast.v1) but heartbeats (`h`): its first
+    line and the rest; answers pings on the way."""
     while True:
         b0, b1 = read_exact(2)
         n = b1 & 0x7F
@@ -251,7 +251,7 @@ def receive():
             send(0xA, payload)
         elif opcode == 0x8:
             fail(f"the server closed the connection: {payload!r}")
-        elif opcode == 0x1:
+        elif opcode == 0x1 and payload != b"h":
             line, _, rest = payload.decode().partition("\n")
             return line, rest
 

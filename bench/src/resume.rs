@@ -461,12 +461,12 @@ fn connect(
     let mut link = Link::new(stream, early);
     let mut session = Session::default();
 
-    // The welcome: `w <epoch>`.
+    // The welcome: `w <epoch> [<heartbeat>]`.
     let welcome = loop {
         match link.next(deadline)? {
             None => return Err(io::Error::new(io::ErrorKind::TimedOut, "no welcome")),
             Some(Incoming::Line(line)) => match line.strip_prefix("w ") {
-                Some(e) => break e.to_string(),
+                Some(fields) => break fields.split(' ').next().unwrap_or("").to_string(),
                 None => *others += 1,
             },
             Some(Incoming::Message { .. }) => {

@@ -602,7 +602,7 @@ impl Client {
         let binary = match event.kind.as_str() {
             "" | "message" => false,
             "binary" => true,
-            "welcome" | "subscribed" => return Ok(()),
+            "welcome" | "subscribed" | "h" => return Ok(()),
             other => {
                 self.error(&format!("event {other}"));
                 return Ok(());
