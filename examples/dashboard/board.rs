@@ -261,7 +261,7 @@ impl Board {
                     }
                 }
             }
-            _ => board.lacks("CPU usage", "proc/stat"),
+            _ => board.lacks("CPU usage", &["proc/stat"]),
         }
         if board
             .proc("loadavg")
@@ -271,14 +271,14 @@ impl Board {
             let load = Sensor::new("load", "Load average, 1 min", "");
             board.sensors.push(load.min(0.0).decimals(2));
         } else {
-            board.lacks("Load average", "proc/loadavg");
+            board.lacks("Load average", &["proc/loadavg"]);
         }
         if let Some(memory) = board.proc("meminfo").and_then(|t| parse_meminfo(&t)) {
             let total_mib = (memory.total_kib / 1024) as f64;
             let mem = Sensor::new("mem", "Memory used", "MiB");
             board.sensors.push(mem.total(total_mib).decimals(0));
         } else {
-            board.lacks("Memory", "proc/meminfo (MemTotal, MemAvailable)");
+            board.lacks("Memory", &["proc/meminfo (MemTotal, MemAvailable)"]);
         }
         if board
             .proc("uptime")
@@ -288,7 +288,7 @@ impl Board {
             let uptime = Sensor::new("uptime", "Uptime", "s");
             board.sensors.push(uptime.decimals(0).text());
         } else {
-            board.lacks("Uptime", "proc/uptime");
+            board.lacks("Uptime", &["proc/uptime"]);
         }
         if board
             .proc("net/dev")
@@ -300,7 +300,7 @@ impl Board {
                 board.sensors.push(sensor.min(0.0));
             }
         } else {
-            board.lacks("Network throughput", "proc/net/dev");
+            board.lacks("Network throughput", &["proc/net/dev"]);
         }
         if board
             .proc("diskstats")
@@ -312,7 +312,7 @@ impl Board {
                 board.sensors.push(sensor.min(0.0));
             }
         } else {
-            board.lacks("Disk throughput", "proc/diskstats");
+            board.lacks("Disk throughput", &["proc/diskstats"]);
         }
         board.sensors.extend(extra);
 
@@ -321,13 +321,16 @@ impl Board {
         if found.thermal.is_empty() && !hwmon_temps {
             board.lacks(
                 "Temperature",
-                "sys/class/thermal/thermal_zone*/temp, sys/class/hwmon/hwmon*/temp*_input",
+                &[
+                    "sys/class/thermal/thermal_zone*/temp",
+                    "sys/class/hwmon/hwmon*/temp*_input",
+                ],
             );
         }
         if found.iio.is_empty() {
             board.lacks(
                 "Environment and motion sensors (IIO)",
-                "sys/bus/iio/devices/iio:device*",
+                &["sys/bus/iio/devices/iio:device*"],
             );
         }
         board.sensors.extend(found.thermal);
@@ -391,10 +394,16 @@ impl Board {
         }
     }
 
-    fn lacks(&mut self, label: &str, source: &str) {
+    /// Notes a source this board lacks, and the files (under the root)
+    /// where it was looked for.
+    fn lacks(&mut self, label: &str, files: &[&str]) {
+        let files: Vec<String> = files
+            .iter()
+            .map(|file| self.root.join(file).display().to_string())
+            .collect();
         self.missing.push(Missing {
             label: label.into(),
-            source: self.root.join(source).display().to_string(),
+            source: files.join(", "),
         });
     }
 

@@ -222,10 +222,9 @@ fn hwmons(root: &Path, zone_types: &[String]) -> Vec<Sensor> {
             .iter()
             .filter_map(|file| {
                 let channel = file.strip_suffix("_lcrit_alarm")?;
-                let (1, index) = hwmon_channel(channel)? else {
-                    return None;
-                };
-                (!files.contains(&format!("{channel}_input"))).then_some((index, channel))
+                let (k, index) = hwmon_channel(channel)?;
+                let unmeasured = !files.contains(&format!("{channel}_input"));
+                (HWMON[k].prefix == "in" && unmeasured).then_some((index, channel))
             })
             .collect();
         alarms.sort();
