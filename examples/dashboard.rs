@@ -1,5 +1,8 @@
-//! A live sensor dashboard: the board's temperature, CPU, memory, network
-//! and uptime, pushed to every browser that opens the page.
+//! A live sensor dashboard: the board's CPU, memory, network, disk and
+//! uptime, and the temperatures, fans, voltages and IIO sensors (a BME280's
+//! temperature, humidity and pressure, light, motion) it exposes in `/sys`,
+//! pushed to every browser that opens the page. `docs/dashboard.md` lists
+//! them, and shows how to add your own.
 //!
 //! ```text
 //! cargo run --release --example dashboard -- --addr 0.0.0.0:8080 --rate 10

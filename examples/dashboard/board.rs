@@ -26,7 +26,8 @@ use procfs::{
 };
 
 /// Your own sensors, charted beside the board's: add them here. The page
-/// shows every sensor the board lists, so this is all it takes.
+/// shows every sensor the board lists, so this is all it takes
+/// (`docs/dashboard.md`, "Adding your own sensor").
 pub fn extra_sensors() -> Vec<Sensor> {
     vec![
         // A number in a file, times a factor: a DS18B20 on the 1-Wire bus
@@ -36,13 +37,15 @@ pub fn extra_sensors() -> Vec<Sensor> {
         //     .group(Group::Environment)
         //     .read_file("/sys/bus/w1/devices/28-0316a2796ab1/temperature", 0.001),
         //
-        // Anything your code can tell, `None` when it cannot now:
+        // Anything your code can tell: fn tank_level() -> Option<f64>,
+        // `None` when it cannot tell now. It runs on the sampler thread,
+        // `--rate` times a second: keep it quick.
         //
         // Sensor::new("tank", "Water tank", "%")
         //     .group(Group::Environment)
         //     .min(0.0)
         //     .max(100.0)
-        //     .read_with(|| Some(read_tank_level()?)),
+        //     .read_with(tank_level),
     ]
 }
 
