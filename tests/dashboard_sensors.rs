@@ -502,3 +502,34 @@ fn sensors_of_ones_own() {
     assert_eq!(values["greenhouse"].as_f64(), Some(23.45));
     assert_eq!(values["tank"].as_f64(), Some(42.0));
 }
+
+#[test]
+fn air_sensors_are_read_once_a_second() {
+    let dir = Scratch::new("every").with_proc();
+    let bme280 = "sys/bus/iio/devices/iio:device0/";
+    dir.write(&format!("{bme280}name"), "bme280\n");
+    dir.write(&format!("{bme280}in_temp_input"), "20000\n");
+    let accel = "sys/bus/iio/devices/iio:device1/";
+    dir.write(&format!("{accel}name"), "adxl345\n");
+    dir.write(&format!("{accel}in_accel_z_raw"), "100\n");
+    dir.write(&format!("{accel}in_accel_scale"), "0.1\n");
+    let mut board = Board::probe_at(&dir.0, Vec::new());
+    let start = Instant::now();
+    let at = |ms| start + Duration::from_millis(ms);
+    let read = |board: &mut Board, ms| {
+        let values = board.read(at(ms));
+        (
+            values["iio0.temp"].as_f64().unwrap(),
+            values["iio1.accel_z"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(read(&mut board, 0), (20.0, 10.0));
+    dir.write(&format!("{bme280}in_temp_input"), "21000\n");
+    dir.write(&format!("{accel}in_accel_z_raw"), "50\n");
+    assert_eq!(
+        read(&mut board, 500),
+        (20.0, 5.0),
+        "the air's last value, motion's new one"
+    );
+    assert_eq!(read(&mut board, 1000), (21.0, 5.0));
+}

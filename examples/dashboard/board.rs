@@ -101,6 +101,9 @@ pub struct Sensor {
     /// Charted, or shown as text only (uptime).
     pub chart: bool,
     source: Source,
+    /// Read at most this often; readings in between repeat the last value.
+    every: Option<Duration>,
+    last: Option<(Instant, f64)>,
 }
 
 /// Where a sensor's value comes from.
@@ -132,6 +135,8 @@ impl Sensor {
             decimals: 1,
             chart: true,
             source: Source::Proc,
+            every: None,
+            last: None,
         }
     }
 
@@ -163,6 +168,15 @@ impl Sensor {
     /// Shown as text, not charted.
     pub fn text(mut self) -> Sensor {
         self.chart = false;
+        self
+    }
+
+    /// Read at most once per `interval`, the readings in between repeating
+    /// the last value: for a sensor that is slow to read (a BME280 measures
+    /// for tens of milliseconds each time it is asked) or that changes
+    /// slowly, so that the sampler keeps its rate.
+    pub fn every(mut self, interval: Duration) -> Sensor {
+        self.every = Some(interval);
         self
     }
 
@@ -444,7 +458,11 @@ impl Board {
         let mut proc = self.read_proc(now);
         let mut values = Map::new();
         for sensor in &mut self.sensors {
-            let value = match &mut sensor.source {
+            let recent = match (sensor.every, sensor.last) {
+                (Some(every), Some((at, value))) if now.duration_since(at) < every => Some(value),
+                _ => None,
+            };
+            let value = recent.or_else(|| match &mut sensor.source {
                 Source::Proc => proc.remove(&sensor.id),
                 Source::File {
                     path,
@@ -452,7 +470,10 @@ impl Board {
                     factor,
                 } => sysfs::read_number(path).map(|n| (n + *offset) * *factor),
                 Source::With(read) => read(),
-            };
+            });
+            if let (Some(value), None, Some(_)) = (value, recent, sensor.every) {
+                sensor.last = Some((now, value));
+            }
             if let Some(value) = value.and_then(|v| rounded(v, sensor.decimals)) {
                 values.insert(sensor.id.clone(), value);
             }

@@ -12,6 +12,7 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{Group, Sensor};
 
@@ -268,7 +269,8 @@ fn hwmon_channel(channel: &str) -> Option<(usize, u32)> {
 /// `_offset` (the channel's own, or its kind's: `in_accel_scale` serves
 /// `in_accel_x_raw`). A raw channel without a scale has no unit and is
 /// left out. Scale and offset are read once: drivers change them only
-/// when told to.
+/// when told to. Temperature, humidity, pressure and light are read once
+/// a second, motion and voltages at each sample.
 fn iio_devices(root: &Path) -> Vec<Sensor> {
     let mut sensors = Vec::new();
     for (n, dir) in numbered(&root.join("sys/bus/iio/devices"), "iio:device") {
@@ -314,7 +316,13 @@ fn iio_devices(root: &Path) -> Vec<Sensor> {
                 Some(label) => format!("{name} {label}"),
                 None => format!("{name} {}", iio_words(kind, channel)),
             };
-            let sensor = kind.sensor(format!("iio{n}.{channel}"), label);
+            let mut sensor = kind.sensor(format!("iio{n}.{channel}"), label);
+            // A temperature, humidity or pressure chip measures each time
+            // it is asked (a BME280, for up to 40 ms): once a second is
+            // enough for the air, and leaves the sampler its rate.
+            if matches!(kind.group, Group::Temperature | Group::Environment) {
+                sensor = sensor.every(Duration::from_secs(1));
+            }
             sensors.push(sensor.read_scaled_file(path, offset, scale * kind.factor));
         }
     }
