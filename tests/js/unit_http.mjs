@@ -239,7 +239,11 @@ export async function run({ recorder, E1, E2 }) {
     check(es1.closed, "the EventSource is closed on error");
     const es2 = await until("a new EventSource", () => FakeEventSource.all[1]);
     equal(es2.url, `http://board.local/sse?topics=a,b&lastEventID=${E1}~a~3~b~1`, "a cursor of both topics");
-    es2.event("welcome", JSON.stringify({ session: S2, epoch: E1 }));
+    es2.event("welcome", JSON.stringify({ session: S2, epoch: E1, heartbeat: 60000 }));
+    equal(bc.heartbeat, 60000, "the heartbeat from the SSE welcome");
+    bc.lastHeard = 0;
+    es2.event("h", "");
+    check(Date.now() - bc.lastHeard < 60000, "an h event is heard");
     bc.send("hi");
     const p = await ff.next("a POST", isPost);
     equal(posted(p), [`http://board.local/send?session=${S2}`, "text/plain", "d\nhi"], "sends with fetch");
@@ -264,7 +268,7 @@ export async function run({ recorder, E1, E2 }) {
     equal(g1.url, "http://board.local/poll?topics=a,b", "topics, no session, no cursor");
     equal(g1.headers.accept, "application/json", "Accept");
     g1.json({
-      session: S1, epoch: E1, cursor: `${E1}~a~2~b~1`, events: [
+      session: S1, epoch: E1, heartbeat: 5000, cursor: `${E1}~a~2~b~1`, events: [
         { type: "r", topic: "a", recovered: false, last: 2 },
         { type: "m", topic: "a", seq: 2, data: "two\nlines" },
         { type: "r", topic: "b", recovered: false, last: 1 },
@@ -279,6 +283,7 @@ export async function run({ recorder, E1, E2 }) {
     await until("open over long polling", () => bc.state === "open");
     equal(states(log), [["connecting", "poll"], ["open", "poll"]], "statuses");
     equal(bc.epoch, E1, "the answer's epoch (a w event changes nothing)");
+    equal(bc.heartbeat, 5000, "the longest hold, from the answer");
     equal(log.topics.map(meta), [["a", 2, "two\nlines", true, true, false], ["b", 1, [0, 10, 255], true, true, true]], "m events");
     equal(log.messages.map((m) => [typeof m.data === "string" ? m.data : bytes(m.data), m.meta.binary]),
       [["hi", false], [[1, 2], true]], "d events");
