@@ -1,10 +1,13 @@
 //! Every example is built and linted: `examples/Cargo.toml` (the
 //! `boardcast-examples` package) turns Cargo's discovery of examples off,
 //! so an `examples/*.rs` it does not declare would be silently left out of
-//! `cargo build --examples`, `cargo test` and clippy.
+//! `cargo build --examples`, `cargo test` and clippy. And the examples
+//! need none of the test-only crates: a first `cargo run --example
+//! dashboard` does not build them.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::process::Command;
 
 /// The `path`s of the manifest's `[[example]]` tables.
 fn declared(manifest: &str) -> BTreeSet<String> {
@@ -57,4 +60,29 @@ fn the_parser_reads_only_example_tables() {
         declared(manifest),
         BTreeSet::from(["a.rs".into(), "c.rs".into()])
     );
+}
+
+#[test]
+fn the_examples_build_no_test_only_crate() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let tree = Command::new(cargo)
+        .args(["tree", "--quiet", "--locked", "-p", "boardcast-examples"])
+        .args(["--all-features", "-e", "normal,build", "--prefix", "none"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(
+        tree.contains("boardcast v"),
+        "cargo tree printed no tree: {tree}"
+    );
+    // The dev-dependencies of the root package, and what they bring.
+    for test_only in ["proptest", "tungstenite", "syn"] {
+        assert!(
+            !tree
+                .lines()
+                .any(|l| l.starts_with(&format!("{test_only} v"))),
+            "the examples depend on {test_only}: a first run would build it\n{tree}"
+        );
+    }
 }
