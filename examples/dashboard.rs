@@ -48,16 +48,26 @@
 //!
 //! A plain WebSocket client (no subprotocol: `websocat ws://board:8080/ws`)
 //! gets the info, then the fastest readings.
+//!
+//! SIGTERM (`systemctl stop`) and SIGINT (Ctrl-C) stop it gracefully: every
+//! client gets close 1001 (SSE streams and long polls end), their threads
+//! and the sampler's are joined, and it exits with status 0. A second
+//! signal while it waits for them exits at once, with status 1.
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use boardcast::hub::Retention;
 use boardcast::{
-    Accept, Client, Config, HandshakeError, Hub, Message, Policy, Response, Server, Transports,
+    Accept, Client, Config, HandshakeError, Hub, Message, Policy, Response, Server, ShutdownHandle,
+    Transports,
 };
 use serde_json::{json, Value};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 #[path = "common/args.rs"]
 mod args;
@@ -123,9 +133,13 @@ fn main() -> std::io::Result<()> {
         hub.set_retention(&topic(hz), history());
     }
     let sampler_rates = rates.clone();
-    std::thread::Builder::new()
+    let (stop_sampler, stopped) = mpsc::channel::<()>();
+    let sampler = std::thread::Builder::new()
         .name("sampler".into())
-        .spawn(move || sample_forever(board, &hub, rate, &sampler_rates))?;
+        .spawn(move || sample_until(board, &hub, rate, &sampler_rates, &stopped))?;
+    // Clients being served (WebSocket, SSE, long polling), for the last line.
+    let clients = Arc::new(AtomicUsize::new(0));
+    let signals = Stopper::on_signals(server.shutdown_handle(), Arc::clone(&clients))?;
 
     let port = server.local_addr().port();
     match server.local_addr().ip() {
@@ -146,7 +160,72 @@ fn main() -> std::io::Result<()> {
             std::net::SocketAddr::new(ip, port)
         ),
     }
-    server.run(move |client| serve(client, &rates))
+    let served = server.run(move |client| {
+        clients.fetch_add(1, Ordering::SeqCst);
+        serve(client, &rates);
+        clients.fetch_sub(1, Ordering::SeqCst);
+    });
+    // Every client's thread has ended: stop the sampler and the signal
+    // thread, and say why.
+    drop(stop_sampler);
+    let _ = sampler.join();
+    if let Some((signal, closed)) = signals.finish() {
+        let s = if closed == 1 { "" } else { "s" };
+        println!("dashboard: stopped ({signal}), {closed} client{s} closed");
+    }
+    served
+}
+
+/// The thread that turns SIGTERM or SIGINT into a graceful shutdown.
+struct Stopper {
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+    caught: mpsc::Receiver<(&'static str, usize)>,
+}
+
+impl Stopper {
+    /// Catches SIGTERM and SIGINT from now on: the first shuts `server`
+    /// down (and is reported with the count of `clients` then), a second
+    /// exits at once.
+    fn on_signals(stop: ShutdownHandle, clients: Arc<AtomicUsize>) -> std::io::Result<Stopper> {
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let handle = signals.handle();
+        let (tx, caught) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let name = |signal| {
+                    if signal == SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    }
+                };
+                let mut forever = signals.forever();
+                if let Some(signal) = forever.next() {
+                    let _ = tx.send((name(signal), clients.load(Ordering::SeqCst)));
+                    log::info!("{}: shutting down", name(signal));
+                    stop.shutdown();
+                }
+                if let Some(signal) = forever.next() {
+                    eprintln!("dashboard: {} again: exiting now", name(signal));
+                    std::process::exit(1);
+                }
+            })?;
+        Ok(Stopper {
+            handle,
+            thread,
+            caught,
+        })
+    }
+
+    /// Ends the thread; the signal that stopped the server, if one did,
+    /// and how many clients it closed.
+    fn finish(self) -> Option<(&'static str, usize)> {
+        self.handle.close();
+        let _ = self.thread.join();
+        self.caught.try_recv().ok()
+    }
 }
 
 /// The topic of the board's sensors, units and rates.
@@ -209,7 +288,8 @@ fn serve(mut client: Client, rates: &[u32]) {
                         .to_string()),
                     false => reading.command(&client, rates, &text),
                 };
-                let answer = answer.unwrap_or_else(|error| json!({"type": "error", "error": error}));
+                let answer =
+                    answer.unwrap_or_else(|error| json!({"type": "error", "error": error}));
                 if client.send_text(&answer.to_string()).is_err() {
                     break "could not answer".to_string();
                 }
@@ -244,7 +324,11 @@ impl Reading {
             "resume" => (self.hz, false),
             "rate" => match command.get("hz").and_then(Value::as_u64) {
                 Some(hz) if rates.iter().any(|&r| u64::from(r) == hz) => (hz as u32, self.paused),
-                _ => return Err(format!("\"hz\" must be one of the rates offered: {rates:?}")),
+                _ => {
+                    return Err(format!(
+                        "\"hz\" must be one of the rates offered: {rates:?}"
+                    ))
+                }
             },
             other => {
                 return Err(format!(
@@ -264,9 +348,10 @@ impl Reading {
 }
 
 /// Reads the board `rate` times a second and publishes each sample to the
-/// topics of the rates it belongs to. Publishing never blocks: a slow
-/// client only loses readings, under `KeepLatest`.
-fn sample_forever(mut board: Board, hub: &Hub, rate: u32, rates: &[u32]) {
+/// topics of the rates it belongs to, until `stop`'s sender hangs up.
+/// Publishing never blocks: a slow client only loses readings, under
+/// `KeepLatest`.
+fn sample_until(mut board: Board, hub: &Hub, rate: u32, rates: &[u32], stop: &mpsc::Receiver<()>) {
     let period = Duration::from_secs(1) / rate;
     let mut next = Instant::now();
     for seq in 0u64.. {
@@ -283,10 +368,16 @@ fn sample_forever(mut board: Board, hub: &Hub, rate: u32, rates: &[u32]) {
             }
         }
         next += period;
-        match next.checked_duration_since(Instant::now()) {
-            Some(wait) => std::thread::sleep(wait),
-            // Fell behind (a busy board): carry on from now, without a burst.
-            None => next = Instant::now(),
+        let wait = next
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| {
+                // Fell behind (a busy board): carry on from now, without a burst.
+                next = Instant::now();
+                Duration::ZERO
+            });
+        // Until the next sample, or until `stop` hangs up.
+        if stop.recv_timeout(wait) != Err(mpsc::RecvTimeoutError::Timeout) {
+            return;
         }
     }
 }

@@ -42,19 +42,28 @@ fn commands_act_and_bad_ones_get_clear_errors() {
     let error = next_answer(&mut ws);
     assert_eq!(error["type"], "error", "{error}");
     assert!(
-        error["error"].as_str().unwrap().starts_with("invalid JSON: "),
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON: "),
         "{error}"
     );
 
     send_text(&mut ws, r#"{"cmd":"fly"}"#);
     let error = next_answer(&mut ws);
     assert!(
-        error["error"].as_str().unwrap().starts_with("unknown command \"fly\""),
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown command \"fly\""),
         "{error}"
     );
     send_text(&mut ws, r#"["pause"]"#);
     let error = next_answer(&mut ws);
-    assert!(error["error"].as_str().unwrap().contains("\"cmd\""), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("\"cmd\""),
+        "{error}"
+    );
     send_text(&mut ws, r#"{"cmd":"rate","hz":7}"#);
     let error = next_answer(&mut ws);
     assert!(
