@@ -159,11 +159,12 @@ impl Log {
         }
     }
 
-    /// Counts again what each kept message holds (forms made since it was
-    /// kept); returns the bytes added.
-    pub(super) fn recount(&mut self) -> usize {
+    /// Counts again what the `newest` kept messages hold (forms made since
+    /// they were kept: a replay's are made of the newest messages only);
+    /// returns the bytes added. Costs what was replayed, not what is kept.
+    pub(super) fn recount(&mut self, newest: usize) -> usize {
         let mut added = 0;
-        for entry in &mut self.entries {
+        for entry in self.entries.iter_mut().rev().take(newest) {
             let cost = entry.message.size() + ENTRY_OVERHEAD;
             if cost > entry.cost {
                 added += cost - entry.cost;

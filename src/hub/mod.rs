@@ -507,7 +507,7 @@ impl Hub {
         // The replay may have made forms of kept messages (the envelope of
         // a transport no live subscriber had): they count now.
         let mut log = entry.log();
-        let added = log.recount();
+        let added = log.recount(backlog.len());
         if added > 0 {
             let retention = entry.retention.unwrap_or_else(|| self.default_retention());
             let floor = usize::from(policy == Policy::KeepLatest);
