@@ -14,12 +14,16 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         match v1::parse(text) {
-            Ok(v1::Command::Subscribe { topic, after }) => {
+            Ok(v1::Command::Subscribe { topic, since }) => {
                 assert!(v1::is_topic(topic));
-                let again = match after {
+                let mut again = match since.after {
                     Some(p) => format!("s {topic} {:016x} {}", p.epoch, p.seq),
                     None => format!("s {topic}"),
                 };
+                if let Some(past) = since.past {
+                    assert!(past <= v1::MAX_PAST);
+                    again.push_str(&format!(" past={}", past.as_secs()));
+                }
                 assert_eq!(v1::parse(&again), v1::parse(text));
             }
             Ok(v1::Command::Unsubscribe { topic }) => {
