@@ -636,7 +636,20 @@
     };
     // Not before the factory returns: the client must know its transport.
     defer(() => loop().catch(link.failed("GET /poll")));
-    return { name: "poll", subscribed: new Set(start.topics), send: link.send, close: link.close };
+    // Closed by the client (close(), a dead link): the server would keep
+    // the session, and its handler, until session_timeout; end it now.
+    const close = () => {
+      const session = link.done ? null : link.session;
+      link.close();
+      if (!session) return;
+      const fetchFn = options.fetch || root.fetch;
+      Promise.resolve()
+        .then(() => fetchFn(withQuery(ep.send, { session: session }), {
+          method: "POST", headers: { "Content-Type": "text/plain" }, body: "c", keepalive: true,
+        }))
+        .catch(() => {});
+    };
+    return { name: "poll", subscribed: new Set(start.topics), send: link.send, close: close };
   }
 
   /**

@@ -352,8 +352,14 @@ export async function run({ recorder, E1, E2 }) {
     const g7 = await ff.next("a fresh poll after the HTML page", isGet("/poll"));
     check(g7.url.startsWith("http://board.local/poll?topics=a,b,c&after="), "a new session: " + g7.url);
     equal(log.status.at(-1).state, "connecting", "the HTML answer was a lost link");
+    g7.json({ session: S1, epoch: E1, cursor: `${E1}~a~4~b~1~c~1`, events: [] });
+    const g8 = await ff.next("a poll of the fourth session", isGet("/poll"));
     bc.close();
-    check(g7.aborted, "close aborts the held poll");
+    check(g8.aborted, "close aborts the held poll");
+    const bye = await ff.next("the session's end", isPost);
+    equal(posted(bye), [`http://board.local/send?session=${S1}`, "text/plain", "c"],
+      "close ends the session on the server (not after session_timeout)");
+    bye.status(204);
   }
 
   // --- GET /latest at an interval -----------------------------------------------------
