@@ -23,7 +23,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{chromium, example_binary, num, start_dashboard, Browser};
+use support::{chromium, example_binary, num, Browser, Dashboard};
 
 /// The DevTools event with a WebSocket's opening handshake response.
 const HANDSHAKE_RESPONSE: &str = "Network.webSocketHandshakeResponseReceived";
@@ -40,7 +40,8 @@ fn dashboard_in_a_browser() {
     };
     let example = example_binary();
     // Port 0: the dashboard binds a port the kernel picks, and prints it.
-    let (mut server, port) = start_dashboard(&example, 0);
+    let mut server = Dashboard::start(&example, 0);
+    let port = server.port();
     let mut browser = Browser::launch(&chromium);
     let mut page = browser.new_page();
     // The opening handshake's response, as Chromium received it.
@@ -147,7 +148,7 @@ fn dashboard_in_a_browser() {
     // The server dies: the page notices and retries; the server comes back
     // on the same port: the page reconnects by itself, subscribes again to
     // its rate's topic (in a new epoch: not recovered), and readings resume.
-    server.kill();
+    server.process.kill();
     let state = page.wait_for("the page to notice the server is gone", |s| {
         s["state"] == "reconnecting"
     });
@@ -155,8 +156,8 @@ fn dashboard_in_a_browser() {
     // The one port handed over by number: a program binding this very port
     // between the kill and here would fail the restart (the example takes
     // no inherited socket).
-    let (restarted, again) = start_dashboard(&example, port);
-    assert_eq!(again, port, "restarted on another port");
+    let restarted = Dashboard::start(&example, port);
+    assert_eq!(restarted.port(), port, "restarted on another port");
     server = restarted;
     page.wait_for(
         "the page to reconnect, keep its rate and get readings",

@@ -17,9 +17,9 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{
-    chromium, example_binary, http, num, start_dashboard, target_dir, wait_until, Browser, Proxy,
+    chromium, example_binary, get_json, num, target_dir, wait_until, Browser, Dashboard, Proxy,
 };
 
 /// The example's default sample rate, and the readings the test lets the
@@ -29,17 +29,9 @@ const KEPT: u64 = 15 * RATE;
 
 /// The sequence number of the latest reading of the fastest topic.
 fn latest_seq(addr: SocketAddr) -> u64 {
-    let response = http(
-        addr,
-        &format!(
-            "GET /latest?topics=sensors/{RATE}hz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        ),
-    );
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
-    let latest: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    latest[format!("sensors/{RATE}hz")]["seq"]
-        .as_u64()
-        .unwrap_or(0)
+    let topic = format!("sensors/{RATE}hz");
+    let (_, latest) = get_json(addr, &format!("/latest?topics={topic}"));
+    latest[topic]["seq"].as_u64().unwrap_or(0)
 }
 
 fn text_of(page: &mut support::Page, id: &str) -> String {
@@ -52,8 +44,8 @@ fn the_dashboard_opens_with_its_past_and_tells_stale_from_live() {
     let Some(chromium) = chromium() else {
         return;
     };
-    let (_dashboard, port) = start_dashboard(&example_binary(), 0);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dashboard = Dashboard::start(&example_binary(), 0);
+    let addr = dashboard.addr;
     wait_until(
         Duration::from_secs(60),
         "the board to keep 15 s of readings",

@@ -5,10 +5,8 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
 use serde_json::{json, Value};
-use support::{connect, example_binary, next_text, send_text, start_dashboard, Ws};
+use support::{connect, example_binary, next_text, send_text, Dashboard, Ws};
 
 /// The next message that is not a reading.
 fn next_answer(ws: &mut Ws) -> Value {
@@ -33,8 +31,8 @@ fn two_readings(ws: &mut Ws) -> (u64, u64) {
 
 #[test]
 fn commands_act_and_bad_ones_get_clear_errors() {
-    let (_dashboard, port) = start_dashboard(&example_binary(), 0);
-    let mut ws = connect(SocketAddr::from(([127, 0, 0, 1], port)), "/ws");
+    let dashboard = Dashboard::start(&example_binary(), 0);
+    let mut ws = connect(dashboard.addr, "/ws");
     let info: Value = serde_json::from_str(&next_text(&mut ws)).unwrap();
     assert_eq!(info["type"], "info", "{info}");
 

@@ -6,57 +6,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 
 use boardcast::HandshakeError;
-use support::{read_head, request, tcp, upgrade_request, HttpResponse};
-
-/// The dashboard example's process, killed and reaped when dropped.
-struct Dashboard {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Dashboard {
-    /// Builds the example (as `tests/browser.rs` does), starts it on
-    /// `127.0.0.1:0`, and reads the address it prints.
-    fn start() -> Dashboard {
-        support::init_logging();
-        let mut child = Command::new(support::example_binary())
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the dashboard example");
-        let stdout = child.stdout.take().unwrap();
-        // "dashboard: open http://127.0.0.1:PORT/", after any notes on
-        // missing sensors; bounded, in case it never comes.
-        let addr = support::bounded("dashboard-stdout", move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|line| {
-                    let url = line.strip_prefix("dashboard: open http://")?;
-                    url.trim_end_matches('/').parse::<SocketAddr>().ok()
-                })
-        });
-        let mut dashboard = Dashboard {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        // Killed by the drop if this fails.
-        dashboard.addr = addr.join().expect("the dashboard printed its address");
-        dashboard
-    }
-}
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{read_head, request, tcp, upgrade_request, Dashboard, HttpResponse};
 
 /// An upgrade to `/ws` with these `Host` and `Origin` headers.
 fn upgrade(host: &str, origin: &str) -> Vec<u8> {
@@ -67,7 +20,7 @@ fn upgrade(host: &str, origin: &str) -> Vec<u8> {
 
 #[test]
 fn the_dashboard_refuses_other_sites_with_no_flag() {
-    let dashboard = Dashboard::start();
+    let dashboard = Dashboard::start(&support::example_binary(), 0);
     let addr = dashboard.addr;
     let port = addr.port();
 

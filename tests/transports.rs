@@ -61,16 +61,6 @@ fn post(addr: SocketAddr, session: &str, body: &str) -> u16 {
     response[9..12].parse().unwrap()
 }
 
-fn get_json(addr: SocketAddr, target: &str) -> (u16, Value) {
-    let response = http(
-        addr,
-        &format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-    );
-    let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 #[test]
 fn sse_streams_published_messages_and_takes_posts() {
     // The stream's writer looks for a page that left at each heartbeat.

@@ -63,46 +63,73 @@ pub fn example_binary() -> PathBuf {
     binary
 }
 
-/// Starts the dashboard on `127.0.0.1:port` (0: a port the kernel picks)
-/// and waits until it says it listens, with the port it bound: its line
-/// `dashboard: open http://127.0.0.1:PORT/`, printed once bound.
-pub fn start_dashboard(binary: &Path, port: u16) -> (Process, u16) {
-    let mut process = Process::spawn(
-        "the dashboard example",
-        Command::new(binary)
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::piped()),
-    );
-    let stdout = process.child.stdout.take().expect("piped stdout");
-    let (tx, lines) = mpsc::channel();
-    thread::Builder::new()
-        .name("test-dashboard-stdout".into())
-        .spawn(move || {
-            // Read to the end, so the example never blocks on the pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let _ = tx.send(line);
-            }
-        })
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(Some(status)) = process.child.try_wait() {
-            panic!("the dashboard example exited before listening: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dashboard example did not say it listens within {WAIT:?}"
+/// The running example (killed and reaped when dropped, by [`Process`])
+/// and the lines it prints, as they come.
+pub struct Dashboard {
+    pub process: Process,
+    pub addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Dashboard {
+    /// Starts `binary` on `127.0.0.1:port` (0: a port the kernel picks)
+    /// and waits until it says it listens, with the port it bound: its
+    /// line `dashboard: open http://127.0.0.1:PORT/`, printed once bound,
+    /// after any notes on missing sensors.
+    pub fn start(binary: &Path, port: u16) -> Dashboard {
+        super::init_logging();
+        let mut process = Process::spawn(
+            "the dashboard example",
+            Command::new(binary)
+                .args(["--addr", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::piped()),
         );
-        let Ok(line) = lines.recv_timeout(POLL) else {
-            continue;
+        let stdout = process.child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        // Reads to the end: the example never blocks on the pipe, and its
+        // last line comes as it exits.
+        thread::Builder::new()
+            .name("test-dashboard-stdout".into())
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            })
+            .unwrap();
+        let mut dashboard = Dashboard {
+            process,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines,
         };
-        if let Some(addr) = line
-            .strip_prefix("dashboard: open http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-        {
-            let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
-            return (process, addr.port());
+        // Killed by the drop if this fails.
+        let line = dashboard.line_starting("dashboard: open http://");
+        let addr = line["dashboard: open http://".len()..].trim_end_matches('/');
+        dashboard.addr = addr.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        dashboard
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The next line printed that starts with `prefix`, within [`WAIT`];
+    /// fails if the example exits first.
+    pub fn line_starting(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no line {prefix:?} from the dashboard within {WAIT:?}"
+            );
+            match self.lines.recv_timeout(left.min(POLL)) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("the dashboard ended without printing {prefix:?}")
+                }
+            }
         }
     }
 }

@@ -169,3 +169,18 @@ pub fn http(addr: SocketAddr, request: &str) -> String {
     }
     String::from_utf8(response).expect("UTF-8 response")
 }
+
+/// `GET target` on a connection of its own: the status, and the body as
+/// JSON (`Null` if it is not).
+pub fn get_json(addr: SocketAddr, target: &str) -> (u16, serde_json::Value) {
+    let response = http(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    );
+    let status = response[9..12].parse().expect("a status code");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
