@@ -77,7 +77,7 @@ impl Writer {
     fn serve(&self) -> End {
         let outbox = &self.link.outbox;
         // An SSE stream: no frames, so no pings and no close frame; a
-        // heartbeat comment instead, and no peer's close to wait for.
+        // heartbeat event instead, and no peer's close to wait for.
         let events = outbox.framing() == Some(Framing::EventStream);
         let beats = self.heartbeat_interval();
         let mut last_beat = self.shared.millis();
